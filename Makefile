@@ -1,0 +1,44 @@
+# Two commands set up a fresh machine: `make demo` (the local sandbox, end to end) and
+# `make test` (the whole suite). Both install what they need first (idempotent).
+PY      ?= python3
+VENV    := .venv
+VPY     := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+NPMSTAMP:= node_modules/.installed
+
+.PHONY: setup test demo bench clean sysdeps
+
+setup: $(STAMP) $(NPMSTAMP) sysdeps
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(VPY) || $(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -r requirements-dev.txt
+	$(VPY) -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+# Azurite, pinned in package.json (3.35.0: newest release that runs on Node 20).
+$(NPMSTAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NPMSTAMP)
+
+# Debian's docker-registry (a real OCI registry with push notifications) and skopeo (pushes
+# without a Docker engine). Installed when missing and we are root; otherwise say so.
+sysdeps:
+	@if command -v skopeo >/dev/null && command -v docker-registry >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-registry skopeo >/dev/null) \
+	  || echo "warning: could not install docker-registry/skopeo; the sandbox will send events directly"; \
+	else echo "note: docker-registry/skopeo missing (need root for apt-get); the sandbox will send events directly"; fi
+
+test: setup
+	$(VPY) -m pytest $(PYTEST_ARGS)
+
+demo: setup
+	$(VPY) -m devtools.sandbox demo $(DEMO_ARGS)
+
+bench: setup
+	$(VPY) -m benchmarks
+
+clean:
+	rm -rf $(VENV) node_modules .sandbox .pytest_cache

@@ -1,0 +1,106 @@
+"""Azure Functions bindings (Python v2 programming model). Thin on purpose: every function hands
+its input to `shared.entrypoints`, which owns the logic. `func start` runs this file unchanged;
+machines without func-core-tools serve the same bindings with `python -m devtools.host`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Union
+
+import azure.functions as func
+
+from shared import entrypoints
+
+ROLLOUT_QUEUE = entrypoints.ROLLOUT_QUEUE  # "acr-deploy-rollouts"
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+
+@app.function_name("on_image_pushed")
+@app.event_grid_trigger(arg_name="event")
+def on_image_pushed(event: Union[func.EventGridEvent, func.CloudEvent]) -> None:
+    """ACR ImagePushed (Event Grid schema or CloudEvents 1.0): plan, record, enqueue, return.
+    Bad or foreign events are recorded and acknowledged, never raised (a raise means redelivery)."""
+    entrypoints.handle_event(entrypoints.event_to_dict(event))
+
+
+@app.function_name("rollout_step")
+@app.queue_trigger(arg_name="msg", queue_name=ROLLOUT_QUEUE, connection="AzureWebJobsStorage")
+def rollout_step(msg: func.QueueMessage) -> None:
+    """Advance one deployment by one or more short, idempotent steps."""
+    entrypoints.handle_rollout_message(msg.get_body().decode("utf-8"), msg.dequeue_count or 1)
+
+
+@app.function_name("sweep_rollouts")
+@app.timer_trigger(arg_name="timer", schedule="0 */1 * * * *", run_on_startup=False)
+def sweep_rollouts(timer: func.TimerRequest) -> None:
+    """Finish or fail rollouts stuck past their deadline; re-enqueue lost messages."""
+    entrypoints.handle_sweep()
+
+
+def _http(req: func.HttpRequest, operation: str) -> func.HttpResponse:
+    response = entrypoints.handle_http(
+        operation,
+        method=req.method,
+        params=dict(req.params),
+        route_params=dict(req.route_params),
+        body=req.get_body(),
+    )
+    body = response.body if isinstance(response.body, (str, bytes)) else json.dumps(response.body)
+    return func.HttpResponse(
+        body, status_code=response.status, mimetype=response.content_type, headers=response.headers
+    )
+
+
+@app.function_name("list_deployments")
+@app.route(route="deployments", methods=["GET"])
+def list_deployments(req: func.HttpRequest) -> func.HttpResponse:
+    return _http(req, "list_deployments")
+
+
+@app.function_name("get_deployment")
+@app.route(route="deployments/{id}", methods=["GET"])
+def get_deployment(req: func.HttpRequest) -> func.HttpResponse:
+    return _http(req, "get_deployment")
+
+
+@app.function_name("list_apps")
+@app.route(route="apps", methods=["GET"])
+def list_apps(req: func.HttpRequest) -> func.HttpResponse:
+    return _http(req, "list_apps")
+
+
+@app.function_name("get_app")
+@app.route(route="apps/{app}", methods=["GET"])
+def get_app(req: func.HttpRequest) -> func.HttpResponse:
+    return _http(req, "get_app")
+
+
+@app.function_name("rollback_app")
+@app.route(route="apps/{app}/rollback", methods=["POST"])
+def rollback_app(req: func.HttpRequest) -> func.HttpResponse:
+    return _http(req, "rollback_app")
+
+
+@app.function_name("list_rejections")
+@app.route(route="rejections", methods=["GET"])
+def list_rejections(req: func.HttpRequest) -> func.HttpResponse:
+    return _http(req, "list_rejections")
+
+
+@app.function_name("history_page")
+@app.route(route="history", methods=["GET"])
+def history_page(req: func.HttpRequest) -> func.HttpResponse:
+    """A small HTML page for release managers over the same API."""
+    return _http(req, "history_page")
+
+
+@app.function_name("openapi")
+@app.route(route="openapi.json", methods=["GET"])
+def openapi(req: func.HttpRequest) -> func.HttpResponse:
+    return _http(req, "openapi")
+
+
+logging.getLogger("azure").setLevel(logging.WARNING)  # SDK request logs are noise (and carry URLs)

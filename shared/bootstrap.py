@@ -1,0 +1,107 @@
+"""Composition root: the one place that picks adapters from settings and wires services.
+
+Everything is built lazily on first use and cached per process (a Functions worker keeps the
+process warm between invocations, so SDK clients and connection pools are reused).
+`reset_container()` exists for tests that change settings.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+
+from shared.settings import Settings
+
+
+class Container:
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+
+    # ---- adapters -----------------------------------------------------------------------
+    @cached_property
+    def store(self):  # DeploymentRepository + HistoryReader
+        from shared.adapters.tables import TableStore
+
+        return TableStore.from_settings(self.settings)
+
+    @cached_property
+    def queue(self):  # RolloutQueue
+        from shared.adapters.queues import StorageRolloutQueue
+
+        return StorageRolloutQueue.from_settings(self.settings)
+
+    @cached_property
+    def credential(self):
+        from shared.adapters.credentials import get_arm_credential
+
+        return get_arm_credential(self.settings)
+
+    @cached_property
+    def container_apps(self):  # ContainerAppsPort + AppDirectory
+        from shared.adapters.containerapps import ContainerAppsAdapter
+
+        return ContainerAppsAdapter.from_settings(self.settings, self.credential)
+
+    @cached_property
+    def probe(self):  # SmokeProbe
+        from shared.adapters.smoke import HttpSmokeProbe
+
+        return HttpSmokeProbe(ca_bundle=self.settings.arm_ca_bundle)
+
+    @cached_property
+    def publisher(self):  # OutcomePublisher
+        from shared.adapters.publisher import build_publisher
+
+        return build_publisher(self.settings)
+
+    # ---- services -----------------------------------------------------------------------
+    @cached_property
+    def rules(self):  # the loaded rule set (fails loudly at start-up when broken)
+        from shared.services.rulesource import RuleBook
+
+        return RuleBook.from_settings(self.settings, directory=self.container_apps)
+
+    @cached_property
+    def intake(self):
+        from shared.services.intake import IntakeService
+
+        return IntakeService(
+            settings=self.settings, rules=self.rules, store=self.store, queue=self.queue
+        )
+
+    @cached_property
+    def rollout(self):
+        from shared.services.rollout import RolloutWorker
+
+        return RolloutWorker(
+            store=self.store,
+            queue=self.queue,
+            apps=self.container_apps,
+            probe=self.probe,
+            publisher=self.publisher,
+        )
+
+    @cached_property
+    def api(self):
+        from shared.services.api import HistoryApi
+
+        return HistoryApi(store=self.store, rollout=self.rollout, settings=self.settings)
+
+
+_lock = threading.Lock()
+_container: Container | None = None
+
+
+def get_container() -> Container:
+    global _container
+    with _lock:
+        if _container is None:
+            _container = Container()
+        return _container
+
+
+def reset_container(container: Container | None = None) -> None:
+    """Tests: drop the cached wiring (after changing settings), or install a prepared one."""
+    global _container
+    with _lock:
+        _container = container

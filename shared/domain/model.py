@@ -1,0 +1,303 @@
+"""The domain's nouns: what was pushed, where it goes, and a deployment's life.
+
+Plain dataclasses so the pure core, the adapters and the tests share one vocabulary. Events in the
+history are past-tense facts (`DeploymentEvent`); phases are typed (`Phase`, a `str` Enum so it
+serialises as itself).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Phase(str, Enum):
+    QUEUED = "queued"
+    CREATING_REVISION = "creating_revision"
+    WAITING_READY = "waiting_ready"
+    SMOKE_TESTING = "smoke_testing"
+    SHIFTING = "shifting"
+    VERIFYING = "verifying"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+    SUPERSEDED = "superseded"
+    SKIPPED = "skipped"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_PHASES
+
+    def __str__(self) -> str:  # so f-strings print "queued", not "Phase.QUEUED"
+        return self.value
+
+
+TERMINAL_PHASES = frozenset(
+    {Phase.SUCCEEDED, Phase.FAILED, Phase.ROLLED_BACK, Phase.SUPERSEDED, Phase.SKIPPED}
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One Container App (and, for multi-container apps, the container to update)."""
+
+    subscription_id: str
+    resource_group: str
+    app: str
+    container: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Stable identity of the app, usable as a Table partition key ('/' is not allowed there)."""
+        return f"{self.subscription_id}|{self.resource_group}|{self.app}".lower()
+
+    @classmethod
+    def from_key(cls, key: str, container: str | None = None) -> "Target":
+        sub, rg, app = key.split("|")
+        return cls(sub, rg, app, container)
+
+
+@dataclass(frozen=True)
+class ImagePush:
+    """A validated `ImagePushed` event: what was pushed, by whom, through which event."""
+
+    event_id: str
+    event_source: str  # Event Grid `topic` / CloudEvents `source`: the registry's resource id
+    event_time: datetime
+    registry: str  # login server, e.g. myregistry.azurecr.io
+    repository: str
+    tag: str
+    digest: str
+    media_type: str = ""
+    actor: str = ""
+    schema: str = "eventgrid"  # or "cloudevents"
+
+    @property
+    def image(self) -> str:
+        """What gets deployed: pinned by digest, immune to the tag moving later."""
+        return f"{self.registry}/{self.repository}@{self.digest}"
+
+
+@dataclass(frozen=True)
+class SmokeCheck:
+    """One HTTP check against a revision's (or the app's) own URL."""
+
+    name: str = "default"
+    method: str = "GET"
+    path: str = "/"
+    expect_status: tuple[int, ...] = (200,)
+    body_contains: str | None = None
+    json_field: str | None = None  # dotted path, e.g. "status" or "build.version"
+    json_equals: Any = None
+    headers: tuple[tuple[str, str], ...] = ()
+    timeout_s: float = 5.0
+    max_latency_ms: float | None = None
+    retries: int = 3
+    backoff_s: float = 1.0
+    consecutive_passes: int = 1
+
+
+class Strategy(str, Enum):
+    ALL_AT_ONCE = "all-at-once"
+    CANARY = "canary"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class RolloutSettings:
+    """How a rule wants its targets rolled out (validated at rules load, consumed by the rollout)."""
+
+    strategy: Strategy = Strategy.ALL_AT_ONCE
+    steps: tuple[int, ...] = (100,)  # traffic % to the new revision at each step; ends at 100
+    bake_s: float = 0.0  # wait between canary steps
+    ready_timeout_s: float = 300.0  # revision must be provisioned/running/healthy by then
+    keep_previous: int = 1  # previous revisions kept active for instant rollback
+    allow_single_mode_switch: bool = False  # may switch a Single-mode app to Multiple
+    smoke: tuple[SmokeCheck, ...] = (SmokeCheck(),)  # against the revision's own URL
+    verify: tuple[SmokeCheck, ...] = ()  # against the app's URL at each step / after the shift
+    deadline_s: float = 1800.0  # a rollout not finished by then is failed by the sweeper
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        data = asdict(self)
+        data["strategy"] = self.strategy.value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> "RolloutSettings":
+        if not data:
+            return cls()
+        data = dict(data)
+        data["strategy"] = Strategy(data.get("strategy", Strategy.ALL_AT_ONCE.value))
+        data["steps"] = tuple(data.get("steps", (100,)))
+        for key in ("smoke", "verify"):
+            if key in data:
+                data[key] = tuple(_smoke_from_dict(item) for item in data[key])
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _smoke_from_dict(item: dict[str, Any] | SmokeCheck) -> SmokeCheck:
+    if isinstance(item, SmokeCheck):
+        return item
+    item = dict(item)
+    item["expect_status"] = tuple(item.get("expect_status", (200,)))
+    item["headers"] = tuple(tuple(pair) for pair in item.get("headers", ()))
+    known = {f for f in SmokeCheck.__dataclass_fields__}
+    return SmokeCheck(**{k: v for k, v in item.items() if k in known})
+
+
+class DeploymentKind(str, Enum):
+    PUSH = "push"  # from an ImagePushed event
+    ROLLBACK = "rollback"  # manual rollback through the API/CLI
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class PlannedDeployment:
+    """Output of planning: one push going to one target under one rule."""
+
+    push: ImagePush
+    target: Target
+    rule: str  # rule name ("convention" for zero-config, "tags:<app>" for resource tags)
+    source: str  # "rules" | "tags" | "convention"
+    environment: str = ""
+    version_key: str = ""  # sortable key of the tag's version under the rule's policy ("" = none)
+    allow_downgrade: bool = False
+    rollout: RolloutSettings = field(default_factory=RolloutSettings)
+
+    @property
+    def deployment_id(self) -> str:
+        """Deterministic: the same event for the same target always names the same deployment,
+        so redeliveries (at-least-once) collapse into one. Time-prefixed so ids sort by push time
+        and the history index's day partition can be derived from the id alone."""
+        basis = f"{self.target.key}|{self.push.registry}|{self.push.repository}|{self.push.digest}|{self.push.tag}|{self.push.event_id}"
+        digest = hashlib.sha256(basis.encode()).hexdigest()[:10]
+        return f"{self.push.event_time.astimezone(timezone.utc):%Y%m%d%H%M%S}-{digest}"
+
+
+@dataclass
+class Deployment:
+    """A deployment record: mutable through the rollout, persisted after every step."""
+
+    id: str
+    target: Target
+    kind: DeploymentKind
+    phase: Phase
+    created_at: datetime
+    updated_at: datetime
+    image: str  # registry/repository@digest
+    repository: str = ""
+    tag: str = ""
+    digest: str = ""
+    registry: str = ""
+    environment: str = ""
+    rule: str = ""
+    source: str = ""
+    version_key: str = ""
+    pushed_by: str = ""
+    event_id: str = ""
+    reason: str = ""  # why it ended as it did (or why it is waiting)
+    rollout: RolloutSettings = field(default_factory=RolloutSettings)
+    revision: str = ""  # the new revision's name, known before it is created
+    previous_traffic: dict[str, int] = field(default_factory=dict)  # what served before
+    rollback_to: str = ""  # for kind=rollback: the revision to return to
+    step: int = 0  # index into rollout.steps / smoke pass counter, as the phase needs
+    attempts: int = 0  # transient-error retries spent in the current phase
+    deadline: datetime | None = None
+    data: dict[str, Any] = field(default_factory=dict)  # small phase-specific facts
+
+    @classmethod
+    def from_plan(cls, plan: PlannedDeployment, now: datetime | None = None) -> "Deployment":
+        now = now or utcnow()
+        return cls(
+            id=plan.deployment_id,
+            target=plan.target,
+            kind=DeploymentKind.PUSH,
+            phase=Phase.QUEUED,
+            created_at=now,
+            updated_at=now,
+            image=plan.push.image,
+            repository=plan.push.repository,
+            tag=plan.push.tag,
+            digest=plan.push.digest,
+            registry=plan.push.registry,
+            environment=plan.environment,
+            rule=plan.rule,
+            source=plan.source,
+            version_key=plan.version_key,
+            pushed_by=plan.push.actor,
+            event_id=plan.push.event_id,
+            rollout=plan.rollout,
+        )
+
+    def evolve(self, **changes: Any) -> "Deployment":
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class DeploymentEvent:
+    """One line of a deployment's story: a phase change or an observation, with time and reason."""
+
+    deployment_id: str
+    at: datetime
+    phase: Phase
+    message: str
+    data: dict[str, Any] = field(default_factory=dict)  # e.g. smoke attempt: status, latency_ms
+    seq: int = 0  # assigned by the store, in order of recording
+
+
+@dataclass
+class AppState:
+    """Per-app coordination and 'what is live' record. Written with ETags (optimistic concurrency)."""
+
+    target: Target
+    live_deployment_id: str = ""
+    live_revision: str = ""
+    live_image: str = ""
+    live_digest: str = ""
+    live_tag: str = ""
+    live_since: datetime | None = None
+    environment: str = ""
+    active_deployment_id: str = ""  # holds the app: the rollout allowed to change it now
+    pending_deployment_id: str = ""  # newest queued push waiting for the app
+    inflight_digests: tuple[str, ...] = ()  # digests queued or rolling out (for dedupe)
+    latest_version_key: str = ""  # highest version accepted for this target (no going back)
+    last_deployment_id: str = ""
+    last_phase: str = ""
+    updated_at: datetime | None = None
+    etag: str | None = None  # set by the store; None = not stored yet
+
+
+@dataclass(frozen=True)
+class IgnoredEvent:
+    """An event acknowledged but not deployed: ignored (not for us) or rejected (bad/untrusted)."""
+
+    at: datetime
+    outcome: str  # "ignored" | "rejected" | "skipped"
+    reason: str
+    event_id: str = ""
+    event_type: str = ""
+    registry: str = ""
+    repository: str = ""
+    tag: str = ""
+    digest: str = ""
+    app: str = ""
+
+    @property
+    def key(self) -> str:
+        """Deterministic, so a redelivered bad event is recorded once, not once per delivery."""
+        basis = f"{self.event_id}|{self.outcome}|{self.app}|{self.reason}"
+        return hashlib.sha256(basis.encode()).hexdigest()[:16]

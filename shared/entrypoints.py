@@ -1,0 +1,87 @@
+"""What `function_app.py` calls: one function per trigger kind, framework types already unwrapped.
+
+Kept free of business logic: it converts binding payloads to plain data and delegates to the
+services wired by `shared.bootstrap`. The dev host and tests call these same functions through
+`function_app.py`, so there is one code path.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+ROLLOUT_QUEUE = "acr-deploy-rollouts"
+
+
+@dataclass
+class HttpResult:
+    status: int
+    body: Any  # JSON-serialisable, or str/bytes with content_type set
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def event_to_dict(event: Any) -> dict[str, Any]:
+    """Rebuild the wire-format dict (either schema) from the Functions binding object, so the pure
+    parser sees exactly what Event Grid sent. Plain dicts pass through (tests, dev host)."""
+    if isinstance(event, dict):
+        return event
+    if hasattr(event, "specversion"):  # func.CloudEvent
+        return {
+            "specversion": event.specversion,
+            "id": event.id,
+            "source": event.source,
+            "type": event.type,
+            "time": _iso(event.time),
+            "subject": event.subject,
+            "datacontenttype": event.datacontenttype,
+            "data": event.get_json(),
+        }
+    return {  # func.EventGridEvent
+        "id": event.id,
+        "topic": event.topic,
+        "subject": event.subject,
+        "eventType": event.event_type,
+        "eventTime": _iso(event.event_time),
+        "dataVersion": event.data_version,
+        "data": event.get_json(),
+    }
+
+
+def handle_event(raw: dict[str, Any]) -> Any:
+    from shared.bootstrap import get_container
+
+    return get_container().intake.handle(raw)
+
+
+def handle_rollout_message(body: str, dequeue_count: int = 1) -> None:
+    from shared.bootstrap import get_container
+
+    get_container().rollout.handle_message(json.loads(body), dequeue_count)
+
+
+def handle_sweep() -> None:
+    from shared.bootstrap import get_container
+
+    get_container().rollout.sweep()
+
+
+def handle_http(
+    operation: str,
+    *,
+    method: str,
+    params: dict[str, str],
+    route_params: dict[str, str],
+    body: bytes = b"",
+) -> HttpResult:
+    from shared.bootstrap import get_container
+
+    return get_container().api.handle(
+        operation, method=method, params=params, route_params=route_params, body=body
+    )

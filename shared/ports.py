@@ -1,0 +1,183 @@
+"""Small interfaces between the pure core and the outside world.
+
+Each has an Azure adapter in `shared.adapters` and an in-memory fake in `shared.adapters.memory`
+for the pure core's unit tests. Integration tests run the real adapters against Azurite and the
+Container Apps emulator; the `tests/contract` suite runs both the fake and the real store through
+the same assertions so the fake cannot drift.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from shared.domain.model import AppState, Deployment, DeploymentEvent, IgnoredEvent, Target
+
+
+class ConcurrencyError(Exception):
+    """A conditional write lost a race (ETag mismatch or the row exists). Callers re-read and decide again."""
+
+
+# --------------------------------------------------------------------------- history (Tables)
+
+
+class DeploymentRepository(Protocol):
+    """Write side of the history. Every method is idempotent under redelivery."""
+
+    def get_app_state(self, target: Target) -> AppState | None: ...
+
+    def create_deployment(
+        self, deployment: Deployment, event: DeploymentEvent, state: AppState
+    ) -> AppState:
+        """Atomically (one Table transaction): insert the deployment and its first event and write
+        the app state (If-Match `state.etag`, or insert when `state.etag` is None).
+        Returns the stored state with its new etag. Raises ConcurrencyError when the state changed
+        or the deployment id already exists."""
+        ...
+
+    def save_app_state(self, state: AppState) -> AppState:
+        """Conditional write (If-Match etag / insert). Raises ConcurrencyError on a lost race."""
+        ...
+
+    def save_deployment(self, deployment: Deployment, *events: DeploymentEvent) -> None:
+        """Upsert the deployment (and its index rows) and append events (seq assigned in order)."""
+        ...
+
+    def get_deployment(self, deployment_id: str) -> Deployment | None: ...
+
+    def record_ignored(self, item: IgnoredEvent) -> None:
+        """Record an ignored/rejected/skipped event (idempotent on `item.key`)."""
+        ...
+
+
+@dataclass(frozen=True)
+class DeploymentQuery:
+    app: str | None = None
+    environment: str | None = None
+    status: str | None = None  # a Phase value, or "active" (non-terminal)
+    repository: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = 50
+    continuation: str | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Any]
+    continuation: str | None = None
+    round_trips: int = 0  # storage round trips spent (benchmarks read it)
+
+
+class HistoryReader(Protocol):
+    """Read side: the questions release managers ask, each without scanning the table."""
+
+    def list_deployments(self, query: DeploymentQuery) -> Page: ...
+
+    def list_events(self, deployment_id: str) -> list[DeploymentEvent]: ...
+
+    def list_apps(self) -> list[AppState]: ...
+
+    def list_ignored(self, since: datetime, until: datetime, limit: int = 100) -> Page: ...
+
+
+# --------------------------------------------------------------------------- rollout queue
+
+
+class RolloutQueue(Protocol):
+    def send(self, message: dict[str, Any], delay_s: float = 0.0) -> None:
+        """Enqueue a JSON message, invisible for `delay_s` (waits are messages, not sleeps)."""
+        ...
+
+
+# --------------------------------------------------------------------------- Container Apps
+
+
+@dataclass(frozen=True)
+class RevisionInfo:
+    name: str
+    active: bool
+    traffic_weight: int
+    provisioning_state: str  # Provisioning | Provisioned | Failed | Deprovisioning ...
+    running_state: str  # Running | Processing | Failed | Stopped | Degraded ...
+    health_state: str  # Healthy | Unhealthy | None
+    fqdn: str
+    image: str = ""
+    created: datetime | None = None
+    labels: tuple[str, ...] = ()
+
+    @property
+    def ready(self) -> bool:
+        return (
+            self.provisioning_state.lower() == "provisioned"
+            and self.running_state.lower() in ("running", "runningatmaxscale")
+            and self.health_state.lower() == "healthy"
+        )
+
+    @property
+    def failed(self) -> bool:
+        return self.provisioning_state.lower() == "failed" or self.running_state.lower() == "failed"
+
+
+@dataclass(frozen=True)
+class AppInfo:
+    target: Target
+    revisions_mode: str  # "Single" | "Multiple"
+    traffic: dict[str, int]  # revision name -> weight, latestRevision entries resolved to names
+    fqdn: str  # the app's ingress URL host (routes by traffic)
+    latest_revision: str
+    images: dict[str, str] = field(default_factory=dict)  # container name -> image
+    tags: dict[str, str] = field(default_factory=dict)
+    revisions: tuple[RevisionInfo, ...] = ()
+
+
+class ContainerAppsPort(Protocol):
+    """What the rollout needs from Container Apps (adapter: azure-mgmt-appcontainers)."""
+
+    def get_app(self, target: Target) -> AppInfo: ...
+
+    def create_revision(
+        self, target: Target, image: str, suffix: str, pin_traffic: dict[str, int],
+        switch_to_multiple: bool = False,
+    ) -> str:
+        """One PATCH: new template image + revisionSuffix, traffic pinned to `pin_traffic` so the
+        new revision starts at 0 %. Returns the revision name `<app>--<suffix>`. Idempotent:
+        when that revision already exists it is returned as is."""
+        ...
+
+    def set_traffic(self, target: Target, weights: dict[str, int]) -> None: ...
+
+    def set_revision_active(self, target: Target, revision: str, active: bool) -> None: ...
+
+
+class AppDirectory(Protocol):
+    """Discovery of apps annotated with `acr-deploy.*` resource tags (Keel-style rules)."""
+
+    def list_tagged_apps(self) -> list[AppInfo]: ...
+
+
+# --------------------------------------------------------------------------- smoke checks, outcomes
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    check: str
+    url: str
+    ok: bool
+    status: int | None
+    latency_ms: float
+    detail: str = ""  # short excerpt / reason on failure, never headers or secrets
+
+
+class SmokeProbe(Protocol):
+    def probe(self, base_url: str, check: Any) -> ProbeResult:
+        """One attempt of one SmokeCheck against `base_url` (retries are the caller's)."""
+        ...
+
+
+class OutcomePublisher(Protocol):
+    def publish(self, event_type: str, deployment: Deployment) -> None:
+        """Best effort: never raises (publishing failures never fail a deployment)."""
+        ...
+
