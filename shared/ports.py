@@ -40,8 +40,11 @@ class DeploymentRepository(Protocol):
         """Conditional write (If-Match etag / insert). Raises ConcurrencyError on a lost race."""
         ...
 
-    def save_deployment(self, deployment: Deployment, *events: DeploymentEvent) -> None:
-        """Upsert the deployment (and its index rows) and append events (seq assigned in order)."""
+    def save_deployment(self, deployment: Deployment, *events: DeploymentEvent) -> Deployment:
+        """Write the deployment and append `events` (seq assigned in order) in one transaction,
+        then refresh its index rows. When `deployment.etag` is set the write is conditional
+        (If-Match) and raises ConcurrencyError if the row changed since it was read (two workers
+        on one deployment: the loser drops its message). Returns the deployment with its new etag."""
         ...
 
     def get_deployment(self, deployment_id: str) -> Deployment | None: ...

@@ -54,16 +54,21 @@ class MemoryStore:
             if deployment.id in self.deployments:
                 raise ConcurrencyError(f"deployment {deployment.id} exists")
             stored = self._put_state(state)
-            self.deployments[deployment.id] = replace(deployment)
+            self.deployments[deployment.id] = replace(deployment, etag=f'W/"{next(self._etags)}"')
             self.events[deployment.id] = [replace(event, seq=1)]
             return stored
 
-    def save_deployment(self, deployment: Deployment, *events: DeploymentEvent) -> None:
+    def save_deployment(self, deployment: Deployment, *events: DeploymentEvent) -> Deployment:
         with self._lock:
-            self.deployments[deployment.id] = replace(deployment)
+            current = self.deployments.get(deployment.id)
+            if deployment.etag is not None and (current is None or current.etag != deployment.etag):
+                raise ConcurrencyError(f"deployment {deployment.id} changed")
+            stored = replace(deployment, etag=f'W/"{next(self._etags)}"')
+            self.deployments[deployment.id] = stored
             log = self.events.setdefault(deployment.id, [])
             for event in events:
                 log.append(replace(event, seq=len(log) + 1))
+            return replace(stored)
 
     def get_deployment(self, deployment_id: str) -> Deployment | None:
         with self._lock:

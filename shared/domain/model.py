@@ -218,6 +218,7 @@ class Deployment:
     attempts: int = 0  # transient-error retries spent in the current phase
     deadline: datetime | None = None
     data: dict[str, Any] = field(default_factory=dict)  # small phase-specific facts
+    etag: str | None = None  # set by the store; a save with an etag is conditional (If-Match)
 
     @classmethod
     def from_plan(cls, plan: PlannedDeployment, now: datetime | None = None) -> "Deployment":
@@ -301,3 +302,106 @@ class IgnoredEvent:
         """Deterministic, so a redelivered bad event is recorded once, not once per delivery."""
         basis = f"{self.event_id}|{self.outcome}|{self.app}|{self.reason}"
         return hashlib.sha256(basis.encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- serialisation
+# One JSON-safe shape for a Deployment, shared by the Table adapter, queue messages and the API.
+
+
+def _dt(value: datetime | None) -> str | None:
+    return value.astimezone(timezone.utc).isoformat() if value else None
+
+
+def _parse_dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def deployment_to_dict(d: Deployment) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "subscription_id": d.target.subscription_id,
+        "resource_group": d.target.resource_group,
+        "app": d.target.app,
+        "container": d.target.container,
+        "kind": d.kind.value,
+        "phase": d.phase.value,
+        "created_at": _dt(d.created_at),
+        "updated_at": _dt(d.updated_at),
+        "image": d.image,
+        "repository": d.repository,
+        "tag": d.tag,
+        "digest": d.digest,
+        "registry": d.registry,
+        "environment": d.environment,
+        "rule": d.rule,
+        "source": d.source,
+        "version_key": d.version_key,
+        "pushed_by": d.pushed_by,
+        "event_id": d.event_id,
+        "reason": d.reason,
+        "rollout": d.rollout.to_dict(),
+        "revision": d.revision,
+        "previous_traffic": dict(d.previous_traffic),
+        "rollback_to": d.rollback_to,
+        "step": d.step,
+        "attempts": d.attempts,
+        "deadline": _dt(d.deadline),
+        "data": dict(d.data),
+    }
+
+
+def deployment_from_dict(data: dict[str, Any], etag: str | None = None) -> Deployment:
+    return Deployment(
+        id=data["id"],
+        target=Target(
+            data["subscription_id"], data["resource_group"], data["app"], data.get("container")
+        ),
+        kind=DeploymentKind(data.get("kind", "push")),
+        phase=Phase(data["phase"]),
+        created_at=_parse_dt(data["created_at"]) or utcnow(),
+        updated_at=_parse_dt(data.get("updated_at")) or utcnow(),
+        image=data.get("image", ""),
+        repository=data.get("repository", ""),
+        tag=data.get("tag", ""),
+        digest=data.get("digest", ""),
+        registry=data.get("registry", ""),
+        environment=data.get("environment", ""),
+        rule=data.get("rule", ""),
+        source=data.get("source", ""),
+        version_key=data.get("version_key", ""),
+        pushed_by=data.get("pushed_by", ""),
+        event_id=data.get("event_id", ""),
+        reason=data.get("reason", ""),
+        rollout=RolloutSettings.from_dict(data.get("rollout")),
+        revision=data.get("revision", ""),
+        previous_traffic={k: int(v) for k, v in (data.get("previous_traffic") or {}).items()},
+        rollback_to=data.get("rollback_to", ""),
+        step=int(data.get("step", 0)),
+        attempts=int(data.get("attempts", 0)),
+        deadline=_parse_dt(data.get("deadline")),
+        data=dict(data.get("data") or {}),
+        etag=etag,
+    )
+
+
+def event_to_dict(e: DeploymentEvent) -> dict[str, Any]:
+    return {
+        "deployment_id": e.deployment_id,
+        "seq": e.seq,
+        "at": _dt(e.at),
+        "phase": e.phase.value,
+        "message": e.message,
+        "data": dict(e.data),
+    }
+
+
+def start_message(d: Deployment) -> dict[str, Any]:
+    """The rollout queue message that intake sends for a new deployment. It carries the whole
+    deployment so the worker can record it if intake died between enqueue and its table write."""
+    return {
+        "v": 1,
+        "kind": "advance",
+        "deployment_id": d.id,
+        "target_key": d.target.key,
+        "deployment": deployment_to_dict(d),
+    }

@@ -1,0 +1,187 @@
+"""Revision and traffic semantics of Container Apps, on the plain-dict app records kept by the store.
+
+Rules (from the service docs; see docs/emulator.md for sources and deliberate choices):
+- A change to ``properties.template`` creates a revision ``<app>--<revisionSuffix>``; configuration-only changes
+  do not. Without a suffix the service generates one.
+- Single mode: all traffic goes to the latest *ready* revision; once a new revision is ready, the others are
+  deactivated (if it fails, the previous one keeps serving).
+- Multiple mode: weights come from ``configuration.ingress.traffic``; ``latestRevision: true`` resolves to the
+  newest revision, so it follows every new revision; entries pinned by ``revisionName`` leave a new revision at 0.
+"""
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import string
+from typing import Any
+
+from .errors import bad_request
+
+_SUFFIX_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$")
+DEFAULT_MAX_INACTIVE = 100  # the service's documented default for maxInactiveRevisions
+
+
+def generated_suffix() -> str:
+    # The service uses short random lowercase suffixes such as "pjxhsye".
+    return "".join(secrets.choice(string.ascii_lowercase) for _ in range(7))
+
+
+def revision_name(app_name: str, suffix: str) -> str:
+    return f"{app_name}--{suffix}"
+
+
+def mode(app: dict) -> str:
+    conf = app["resource"]["properties"].get("configuration") or {}
+    return "multiple" if str(conf.get("activeRevisionsMode") or "Single").lower() == "multiple" else "single"
+
+
+def ingress(app: dict) -> dict | None:
+    conf = app["resource"]["properties"].get("configuration") or {}
+    return conf.get("ingress")
+
+
+def configured_traffic(app: dict) -> list[dict]:
+    ing = ingress(app) or {}
+    traffic = ing.get("traffic")
+    # An app created without explicit traffic follows its latest revision (Azure/aca-review-apps#41).
+    return traffic if traffic else [{"latestRevision": True, "weight": 100}]
+
+
+def revisions_by_name(app: dict) -> dict[str, dict]:
+    return {rev["name"]: rev for rev in app["revisions"]}
+
+
+def _resolve(entry: dict, app: dict) -> str | None:
+    return app.get("latest") if entry.get("latestRevision") else entry.get("revisionName")
+
+
+def effective_weights(app: dict) -> dict[str, int]:
+    """Current routing weights of active revisions, in revision creation order."""
+    revs = revisions_by_name(app)
+    weights: dict[str, int] = {}
+    if mode(app) == "single":
+        target = app.get("latestReady")
+        if not (target and revs.get(target, {}).get("active")):
+            target = app.get("latest")
+        if target and revs.get(target, {}).get("active"):
+            weights[target] = 100
+    else:
+        for entry in configured_traffic(app):
+            name = _resolve(entry, app)
+            if name in revs and revs[name]["active"]:
+                weights[name] = weights.get(name, 0) + int(entry.get("weight") or 0)
+    order = [rev["name"] for rev in app["revisions"]]
+    return {name: weights[name] for name in order if name in weights}
+
+
+def labels(app: dict) -> dict[str, str]:
+    """label -> revision name, for every labelled traffic entry."""
+    out = {}
+    for entry in (ingress(app) or {}).get("traffic") or []:
+        if entry.get("label"):
+            name = _resolve(entry, app)
+            if name:
+                out[entry["label"]] = name
+    return out
+
+
+def validate_traffic(app_name: str, traffic: list | None, revs: dict[str, dict], new_revision: str | None) -> None:
+    """400 for the invalid bodies the service rejects: weights not summing to 100, unknown or inactive
+    revision names, duplicate labels, entries that are neither pinned nor latest."""
+    if not traffic:
+        return
+    if not isinstance(traffic, list):
+        raise bad_request("InvalidRequestContent", "configuration.ingress.traffic must be an array.")
+    total, seen_labels = 0, set()
+    for entry in traffic:
+        if not isinstance(entry, dict):
+            raise bad_request("InvalidRequestContent", "Each traffic entry must be an object.")
+        name, latest = entry.get("revisionName"), bool(entry.get("latestRevision"))
+        if name and latest:
+            raise bad_request(
+                "ContainerAppInvalidTrafficConfiguration",
+                "A traffic entry cannot set both revisionName and latestRevision=true.",
+            )
+        if not name and not latest:
+            raise bad_request(
+                "ContainerAppInvalidTrafficConfiguration",
+                "Each traffic entry needs a revisionName or latestRevision=true.",
+            )
+        weight = entry.get("weight") or 0
+        if not isinstance(weight, int) or isinstance(weight, bool) or not 0 <= weight <= 100:
+            raise bad_request("ContainerAppInvalidTrafficWeight", f"Traffic weight {weight!r} must be 0..100.")
+        total += weight
+        if name and name != new_revision:
+            if name not in revs:
+                raise bad_request(
+                    "ContainerAppRevisionNotFound",
+                    f"Revision '{name}' does not exist in container app '{app_name}'.",
+                )
+            if not revs[name]["active"]:
+                raise bad_request(
+                    "ContainerAppRevisionNotActive",
+                    f"Revision '{name}' is not active; activate it before assigning traffic or a label.",
+                )
+        label = entry.get("label")
+        if label is not None:
+            if not isinstance(label, str) or not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?", label):
+                raise bad_request("ContainerAppInvalidLabel", f"Label {label!r} is invalid.")
+            if label in seen_labels:
+                raise bad_request("ContainerAppDuplicateLabel", f"Label '{label}' is used more than once.")
+            seen_labels.add(label)
+    if total != 100:
+        raise bad_request(
+            "ContainerAppInvalidTrafficWeight",
+            f"The sum of traffic weights must be 100, got {total}.",
+        )
+
+
+def check_suffix(app_name: str, suffix: str, revs: dict[str, dict]) -> str:
+    if not isinstance(suffix, str) or not _SUFFIX_RE.match(suffix) or "--" in suffix:
+        raise bad_request(
+            "ContainerAppInvalidRevisionSuffix",
+            f"Revision suffix {suffix!r} must be lowercase letters, digits and single '-'.",
+        )
+    name = revision_name(app_name, suffix)
+    if name in revs:
+        raise bad_request(
+            "ContainerAppRevisionSuffixAlreadyExists",
+            f"Revision with suffix '{suffix}' already exists in container app '{app_name}' ({name}).",
+        )
+    return name
+
+
+def _canonical(value: Any) -> str:
+    def strip(v):
+        if isinstance(v, dict):
+            return {k: strip(x) for k, x in v.items() if x is not None}
+        if isinstance(v, list):
+            return [strip(x) for x in v]
+        return v
+
+    return json.dumps(strip(value), sort_keys=True)
+
+
+def template_changed(old: dict | None, new: dict | None) -> bool:
+    """Whole-template comparison, nulls ignored: any revision-scope change (image, env, scale, suffix...)."""
+    return _canonical(old or {}) != _canonical(new or {})
+
+
+def images(template: dict | None) -> list[str]:
+    return [c.get("image", "") for c in (template or {}).get("containers") or [] if isinstance(c, dict)]
+
+
+def prune_inactive(app: dict) -> list[str]:
+    """Honour maxInactiveRevisions: drop the oldest inactive revisions not referenced by traffic."""
+    conf = app["resource"]["properties"].get("configuration") or {}
+    limit = conf.get("maxInactiveRevisions")
+    limit = DEFAULT_MAX_INACTIVE if limit is None else int(limit)
+    referenced = {e.get("revisionName") for e in (ingress(app) or {}).get("traffic") or []}
+    inactive = [r for r in app["revisions"] if not r["active"] and r["name"] not in referenced]
+    removed = []
+    while len(inactive) > max(limit, 0):
+        victim = inactive.pop(0)  # app["revisions"] is in creation order
+        app["revisions"].remove(victim)
+        removed.append(victim["name"])
+    return removed
