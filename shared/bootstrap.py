@@ -85,7 +85,8 @@ class Container:
     def api(self):
         from shared.services.api import HistoryApi
 
-        return HistoryApi(store=self.store, rollout=self.rollout, settings=self.settings)
+        # rollout passed lazily (a provider): reading history must not need the rollout's ARM wiring.
+        return HistoryApi(store=self.store, rollout=lambda: self.rollout, settings=self.settings)
 
 
 _lock = threading.Lock()

@@ -19,6 +19,25 @@ class ConcurrencyError(Exception):
     """A conditional write lost a race (ETag mismatch or the row exists). Callers re-read and decide again."""
 
 
+# Added by the rollout (issue 4): the two ways a Container Apps call fails that the worker treats
+# differently. Adapters raise them `from` the SDK's exception; the worker never imports an SDK.
+class TransientAzureError(Exception):
+    """Worth retrying later (429, 5xx, 409 operation in progress, dropped connection)."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class PermanentAzureError(Exception):
+    """Retrying cannot help (400, 403, 404): the deployment fails with the service's message."""
+
+    def __init__(self, message: str, status: int | None = None, code: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
 # --------------------------------------------------------------------------- history (Tables)
 
 
@@ -109,6 +128,7 @@ class RevisionInfo:
     image: str = ""
     created: datetime | None = None
     labels: tuple[str, ...] = ()
+    provisioning_error: str = ""  # added by the rollout (issue 4): why it failed, as the service said
 
     @property
     def ready(self) -> bool:
@@ -139,6 +159,9 @@ class ContainerAppsPort(Protocol):
     """What the rollout needs from Container Apps (adapter: azure-mgmt-appcontainers)."""
 
     def get_app(self, target: Target) -> AppInfo: ...
+
+    # Added by the rollout (issue 4): one cheap read per readiness poll instead of the whole app.
+    def get_revision(self, target: Target, revision: str) -> RevisionInfo | None: ...
 
     def create_revision(
         self, target: Target, image: str, suffix: str, pin_traffic: dict[str, int],

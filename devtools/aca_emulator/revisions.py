@@ -33,7 +33,9 @@ def revision_name(app_name: str, suffix: str) -> str:
 
 def mode(app: dict) -> str:
     conf = app["resource"]["properties"].get("configuration") or {}
-    return "multiple" if str(conf.get("activeRevisionsMode") or "Single").lower() == "multiple" else "single"
+    # "Labels" mode is accepted but routed like Multiple (the emulator does not model its label-only routing).
+    value = str(conf.get("activeRevisionsMode") or "Single").lower()
+    return "single" if value == "single" else "multiple"
 
 
 def ingress(app: dict) -> dict | None:

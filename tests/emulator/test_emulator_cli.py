@@ -1,0 +1,97 @@
+"""The CLI contract (prints its URL, writes ca.pem, seeds, stops cleanly on SIGTERM) and --state persistence."""
+from __future__ import annotations
+
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from devtools.aca_emulator import EmulatorServer
+
+from .helpers import LocalCredential, SUB, create_app, make_client, revisions
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE_SEED = ROOT / "devtools" / "aca_emulator" / "sample-seed.yaml"
+
+
+def _read_url(proc: subprocess.Popen, timeout: float = 20) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if "listening on" in line:
+            return line.strip().rsplit(" ", 1)[-1]
+        if not line and proc.poll() is not None:
+            break
+    raise AssertionError(f"emulator did not start: {proc.stderr.read()}")
+
+
+def test_cli_start_seed_sigterm(tmp_path):
+    tls = tmp_path / "tls"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "devtools.aca_emulator", "--host", "127.0.0.1", "--port", "0",
+         "--tls-dir", str(tls), "--seed", str(SAMPLE_SEED), "--provisioning-delay", "0.01"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = _read_url(proc)
+        assert url.startswith("https://127.0.0.1:")
+        assert (tls / "ca.pem").exists()
+
+        class Emu:  # what make_client needs
+            base_url, ca_path = url, str(tls / "ca.pem")
+        with make_client(Emu) as client:
+            apps = {a.name: a for a in client.container_apps.list_by_subscription()}
+            assert set(apps) == {"orders-api", "billing-worker"}
+            assert apps["orders-api"].tags["acr-deploy.repository"] == "orders-api"
+            fqdn = apps["orders-api"].properties.configuration.ingress.fqdn
+        with httpx.Client(verify=ssl.create_default_context(cafile=str(tls / "ca.pem"))) as http:
+            body = http.get(f"https://{fqdn}/").json()
+            assert body == {**body, "app": "orders-api", "revision": "orders-api--v1-0-0",
+                            "image": "myregistry.azurecr.io/orders-api:1.0.0"}
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        with httpx.Client(verify=ssl.create_default_context(cafile=str(tls / "ca.pem"))) as http:
+            try:
+                http.get(f"https://{fqdn}/", timeout=2)
+                raise AssertionError("revision port still serving after shutdown")
+            except httpx.TransportError:
+                pass
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def test_state_persists_across_restart(tmp_path):
+    tls, state = tmp_path / "tls", tmp_path / "state.json"
+    with EmulatorServer(tls_dir=tls, state_file=state, seed={"resourceGroups": [
+            {"name": "rg", "location": "westeurope", "environments": [{"name": "env"}]}]}) as emu:
+        with make_client(emu) as client:
+            create_app(client, suffix="v1", tags={"k": "v"})
+        ca_before = Path(emu.ca_path).read_bytes()
+    assert state.exists()
+    with EmulatorServer(tls_dir=tls, state_file=state) as emu:
+        assert Path(emu.ca_path).read_bytes() == ca_before  # clients keep trusting the same CA
+        with make_client(emu) as client:
+            app = client.container_apps.get("rg", "orders-api")
+            assert app.tags == {"k": "v"} and app.properties.latest_revision_name == "orders-api--v1"
+            rev = revisions(client)["orders-api--v1"].properties
+        with httpx.Client(verify=ssl.create_default_context(cafile=emu.ca_path)) as http:
+            assert http.get(f"https://{rev.fqdn}/").json()["revision"] == "orders-api--v1"
+
+
+def test_in_process_defaults_and_context_manager(tmp_path):
+    emu = EmulatorServer(tls_dir=tmp_path)
+    emu.start()
+    try:
+        assert emu.base_url.startswith("https://127.0.0.1:") and os.path.exists(emu.ca_path)
+        assert emu.control.health() == {"status": "ok"}
+        assert emu.control.config()["provisioning_delay"] == 0.0
+        assert LocalCredential().get_token("x").token  # sanity of the helper used everywhere
+        assert SUB == "00000000-0000-0000-0000-000000000000"
+    finally:
+        emu.stop()
