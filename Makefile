@@ -5,10 +5,12 @@ VENV    := .venv
 VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 NPMSTAMP:= node_modules/.installed
+# checkov has ~90 exact pins of its own: it lives in a separate venv (requirements-infra.txt).
+CKVSTAMP:= .venv-checkov/.installed
 
 .PHONY: setup test demo bench clean sysdeps
 
-setup: $(STAMP) $(NPMSTAMP) sysdeps
+setup: $(STAMP) $(NPMSTAMP) $(CKVSTAMP) sysdeps
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(VPY) || $(PY) -m venv $(VENV)
@@ -21,6 +23,11 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 $(NPMSTAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(NPMSTAMP)
+
+$(CKVSTAMP): requirements-infra.txt
+	test -x .venv-checkov/bin/python || $(PY) -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install -q -r requirements-infra.txt
+	touch $(CKVSTAMP)
 
 # Debian's docker-registry (a real OCI registry with push notifications) and skopeo (pushes
 # without a Docker engine). Installed when missing and we are root; otherwise say so.
@@ -41,4 +48,4 @@ bench: setup
 	$(VPY) -m benchmarks
 
 clean:
-	rm -rf $(VENV) node_modules .sandbox .pytest_cache
+	rm -rf $(VENV) .venv-checkov node_modules .sandbox .pytest_cache

@@ -1,0 +1,60 @@
+"""Names the template and the code must agree on, derived from the code at test time: the Event
+Grid trigger the subscription targets, the rollout queue, the history tables."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import sys
+from unittest.mock import MagicMock
+
+import pytest
+
+from infra_model import INFRA, REPO_ROOT, parse, variable
+
+
+@pytest.fixture(scope="module")
+def code():
+    sys.path.insert(0, str(REPO_ROOT))
+    try:
+        yield lambda name: importlib.import_module(name)
+    finally:
+        sys.path.remove(str(REPO_ROOT))
+
+
+def _event_grid_functions() -> set[str]:
+    """Names of the functions in function_app.py that carry an Event Grid trigger."""
+    tree = ast.parse((REPO_ROOT / "function_app.py").read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        decorators = [d for d in node.decorator_list if isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute)]
+        if not any(d.func.attr == "event_grid_trigger" for d in decorators):
+            continue
+        named = [d.args[0].value for d in decorators if d.func.attr == "function_name" and d.args]
+        names.add(named[0] if named else node.name)
+    return names
+
+
+def test_event_subscription_targets_the_event_grid_trigger(main_bicep):
+    if not (REPO_ROOT / "function_app.py").is_file():
+        pytest.skip("function_app.py not written yet")
+    target = variable(main_bicep, "functionName")
+    assert _event_grid_functions() == {target}
+    assert parse(INFRA / "app" / "event-subscription.bicep")["parameters"]["functionName"]["default"] == target
+
+
+def test_rollout_queue_and_its_poison_queue(main_bicep, code):
+    queue = code("shared.adapters.queues").ROLLOUT_QUEUE
+    assert variable(main_bicep, "rolloutQueueName") == queue
+    assert variable(main_bicep, "queueNames") == ["rolloutQueueName", "${rolloutQueueName}-poison"]
+
+
+def test_history_tables_are_the_ones_the_code_opens(main_bicep, code):
+    store = code("shared.adapters.tables").TableStore(MagicMock(), table_prefix="PREFIX")
+    suffixes = {store.table_name.removeprefix("PREFIX")}
+    assert set(variable(main_bicep, "historyTableSuffixes")) == suffixes
+    names = variable(main_bicep, "historyTableNames")
+    assert names["loop_type"]["detail"] == {"item_name": "suffix", "array_name": "historyTableSuffixes"}
+    assert names["config"] == "${tablePrefix}${suffix}"
