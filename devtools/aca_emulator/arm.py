@@ -119,6 +119,8 @@ def get_app(req: Request):
 @route("PUT", _APP)
 def put_app(req: Request):
     app, op = req.svc.put_app(req.p["sub"], req.p["rg"], req.p["app"], req.json())
+    if op is None:  # nothing to change: 200 with the app, no operation (ContainerApps.json 2025-07-01)
+        return 200, req.svc.render_app(app), {}
     # Spec: 201 + Azure-AsyncOperation + Retry-After, final state via azure-async-operation (then a GET).
     headers = {"Azure-AsyncOperation": req.op_url(op, "containerappOperationStatuses"),
                "Retry-After": req.svc.retry_after(op, integer=True)}

@@ -6,7 +6,12 @@ Rules (from the service docs; see docs/emulator.md for sources and deliberate ch
 - Single mode: all traffic goes to the latest *ready* revision; once a new revision is ready, the others are
   deactivated (if it fails, the previous one keeps serving).
 - Multiple mode: weights come from ``configuration.ingress.traffic``; ``latestRevision: true`` resolves to the
-  newest revision, so it follows every new revision; entries pinned by ``revisionName`` leave a new revision at 0.
+  latest *ready* revision (spec: "latest stable revision"; docs: traffic doesn't switch to the latest revision
+  until it's ready), so it follows each new revision once that one is ready; entries pinned by
+  ``revisionName`` leave a new revision at 0.
+- Names: a revision suffix and a label start with a letter, use lowercase letters, digits and single dashes,
+  end with a letter or digit and are at most 64 characters (docs "revisions"); the app name and the suffix
+  together are at most 54 characters (the service's ContainerAppInvalidRevisionName message).
 """
 from __future__ import annotations
 
@@ -18,7 +23,9 @@ from typing import Any
 
 from .errors import bad_request
 
-_SUFFIX_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$")
+# Suffixes and labels share the documented rule; "--" is excluded separately.
+_NAME_RE = re.compile(r"^[a-z]([a-z0-9-]{0,62}[a-z0-9])?$")
+MAX_APP_PLUS_SUFFIX = 54
 DEFAULT_MAX_INACTIVE = 100  # the service's documented default for maxInactiveRevisions
 
 
@@ -55,7 +62,15 @@ def revisions_by_name(app: dict) -> dict[str, dict]:
 
 
 def _resolve(entry: dict, app: dict) -> str | None:
-    return app.get("latest") if entry.get("latestRevision") else entry.get("revisionName")
+    if entry.get("latestRevision"):
+        # The latest ready revision; before any revision was ready, the newest one (which cannot serve yet).
+        return app.get("latestReady") or app.get("latest")
+    return entry.get("revisionName")
+
+
+def valid_name(value: object) -> bool:
+    """The documented rule for revision suffixes and labels."""
+    return isinstance(value, str) and bool(_NAME_RE.match(value)) and "--" not in value
 
 
 def effective_weights(app: dict) -> dict[str, int]:
@@ -127,8 +142,13 @@ def validate_traffic(app_name: str, traffic: list | None, revs: dict[str, dict],
                 )
         label = entry.get("label")
         if label is not None:
-            if not isinstance(label, str) or not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?", label):
-                raise bad_request("ContainerAppInvalidLabel", f"Label {label!r} is invalid.")
+            if not valid_name(label):
+                raise bad_request(
+                    "ContainerAppInvalidLabel",
+                    f"Label {label!r} is invalid. A label must consist of lower case alphanumeric characters "
+                    "or '-', start with an alphabetic character, end with an alphanumeric character, cannot "
+                    "have '--' and must not be more than 64 characters.",
+                )
             if label in seen_labels:
                 raise bad_request("ContainerAppDuplicateLabel", f"Label '{label}' is used more than once.")
             seen_labels.add(label)
@@ -140,10 +160,14 @@ def validate_traffic(app_name: str, traffic: list | None, revs: dict[str, dict],
 
 
 def check_suffix(app_name: str, suffix: str, revs: dict[str, dict]) -> str:
-    if not isinstance(suffix, str) or not _SUFFIX_RE.match(suffix) or "--" in suffix:
+    if not valid_name(suffix) or len(app_name) + len(suffix) > MAX_APP_PLUS_SUFFIX:
+        # The service's own code and wording (seen in public issues, e.g. azure-container-apps#1443).
         raise bad_request(
-            "ContainerAppInvalidRevisionSuffix",
-            f"Revision suffix {suffix!r} must be lowercase letters, digits and single '-'.",
+            "ContainerAppInvalidRevisionName",
+            f"Revision name has an invalid value {suffix!r}. A revision name must consist of lower case "
+            "alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric "
+            f"character. The length of the revision name must not be more than a combined "
+            f"{MAX_APP_PLUS_SUFFIX} characters with the container app name.",
         )
     name = revision_name(app_name, suffix)
     if name in revs:
@@ -163,6 +187,11 @@ def _canonical(value: Any) -> str:
         return v
 
     return json.dumps(strip(value), sort_keys=True)
+
+
+def same_json(a: Any, b: Any) -> bool:
+    """Equal as JSON, ignoring nulls (a client that echoes a GET sends explicit nulls)."""
+    return _canonical(a) == _canonical(b)
 
 
 def template_changed(old: dict | None, new: dict | None) -> bool:

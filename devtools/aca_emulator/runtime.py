@@ -106,3 +106,12 @@ class Runtime:
             t.start()
         for t in threads:
             t.join(timeout=5)
+
+
+def fqdn(port: int | None) -> str | None:
+    """A serving port as the ``fqdn`` fields report it (the service would give a DNS name)."""
+    return f"localhost:{port}" if port else None
+
+
+def url(port: int | None) -> str | None:
+    return f"https://localhost:{port}" if port else None

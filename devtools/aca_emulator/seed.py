@@ -100,7 +100,8 @@ def apply_seed(service: "Service", seed: dict) -> None:
             service.config["provisioning_delay"] = 0.0
             try:
                 app, op = service.put_app(sub, rg, entry["name"], app_body_from_seed(entry, env_rid, location))
-                service._finalize(op)  # seeded apps are ready at once
+                if op is not None:
+                    service._finalize(op)  # seeded apps are ready at once
             finally:
                 service.config["provisioning_delay"] = saved_delay
     service._save()
