@@ -1,0 +1,239 @@
+"""`acr-deploy rules check` and `acr-deploy rules explain REPO:TAG`.
+
+check: validate the rules file the function app would load (exit 0 with a summary; exit 1 with
+every problem, each naming file, line, rule and field).
+explain: a dry run of planning for one push: which rules match, which do not and why, and what
+would be deployed where. Nothing is written anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import re
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from shared.cli._settings import load_settings
+from shared.domain.model import ImagePush
+from shared.domain.rules import RulesError, parse_registry_entry
+from shared.domain.tagplan import REPOSITORY, split_registry
+from shared.services.rulesource import RuleBook
+
+PLACEHOLDER_DIGEST = "sha256:" + "0" * 64
+TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "rules", help="check the rules file; explain what a push would deploy",
+        description="Check the rules file, or explain (dry run) what a push would deploy.",
+    )
+    sub = parser.add_subparsers(dest="rules_command", metavar="SUBCOMMAND")
+    parser.set_defaults(func=lambda args: _help(parser))
+
+    check = sub.add_parser("check", help="validate the rules file (exit 1 listing every problem)")
+    check.add_argument("--file", help="rules file (default: ACR_DEPLOY_RULES_FILE)")
+    check.add_argument("--json", action="store_true", help="machine-readable output")
+    check.set_defaults(func=cmd_check)
+
+    explain = sub.add_parser(
+        "explain", help="dry run: which rules take REPO:TAG, and what would deploy where",
+    )
+    explain.add_argument("ref", metavar="[REGISTRY/]REPO:TAG", help="e.g. orders-api:1.4.2")
+    explain.add_argument("--file", help="rules file (default: ACR_DEPLOY_RULES_FILE)")
+    explain.add_argument("--registry", help="login server (default: the first trusted registry)")
+    explain.add_argument("--digest", help="image digest (default: a placeholder)")
+    explain.add_argument("--discover", action="store_true",
+                         help="also discover rules from acr-deploy.* resource tags (calls ARM)")
+    explain.add_argument("--json", action="store_true", help="machine-readable output")
+    explain.set_defaults(func=cmd_explain)
+
+
+def _row(table, *cells: str) -> None:
+    """Cells as plain text: rule names, tags and reasons may contain '[...]' (rich markup)."""
+    from rich.text import Text
+
+    table.add_row(*(Text(c or "") for c in cells))
+
+
+def _help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _console():
+    from rich.console import Console
+
+    # Not a terminal (a pipe, a test): wide enough that tables do not wrap mid-word.
+    return Console(width=None if sys.stdout.isatty() else 200, highlight=False)
+
+
+def _book(args: argparse.Namespace, settings, directory=None) -> RuleBook:
+    if args.file:
+        settings = dataclasses.replace(settings, rules_file=args.file)
+    # The CLI runs where the user is: relative paths are relative to the current directory.
+    return RuleBook.from_settings(settings, directory=directory, root=Path.cwd(), background=False)
+
+
+def _settings_or_exit():
+    try:
+        return load_settings()
+    except ValueError as exc:
+        print(f"acr-deploy: {exc}", file=sys.stderr)
+        return None
+
+
+# --------------------------------------------------------------------------- check
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    settings = _settings_or_exit()
+    if settings is None:
+        return 2
+    try:
+        book = _book(args, settings)
+    except RulesError as exc:
+        if args.json:
+            print(json.dumps({"ok": False, "problems": [dataclasses.asdict(p) for p in exc.problems]}, indent=2))
+        else:
+            console = _console()
+            count = len(exc.problems)
+            console.print(f"{exc.file}: {count} problem{'s' if count != 1 else ''}", markup=False)
+            for problem in exc.problems:
+                console.print(f"  {problem}", markup=False)
+        return 1
+    rules = [r.describe() for r in book.rules]
+    if args.json:
+        print(json.dumps({"ok": True, "source": book.source, "rules": rules,
+                          "disabled": list(book.disabled),
+                          "registries": book.trusted_registries()}, indent=2))
+        return 0
+    console = _console()
+    off = f" ({len(book.disabled)} disabled: {', '.join(book.disabled)})" if book.disabled else ""
+    console.print(f"{book.source}: OK, {len(rules)} rule{'s' if len(rules) != 1 else ''}{off}", markup=False)
+    if book.source == "zero-config convention":
+        console.print(
+            "No rules file (ACR_DEPLOY_RULES_FILE unset): each repository deploys to the Container App "
+            f"of the same name in {settings.resource_group}, semver release tags only.", markup=False,
+        )
+    _rules_table(console, rules)
+    if book.trusted_registries():
+        console.print("Registries: " + ", ".join(book.trusted_registries()), markup=False)
+    return 0
+
+
+def _rules_table(console, rules: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    table = Table(show_lines=False)
+    for column in ("Rule", "Repository", "Tags", "Ignore", "Targets", "Env", "Rollout"):
+        table.add_column(column)
+    for r in rules:
+        rollout = r["strategy"] + ("" if r["strategy"] == "all-at-once" else f" {r['steps']}")
+        _row(
+            table, r["name"], ", ".join(r["repositories"]), r["tags"], ", ".join(r["ignore"]),
+            "\n".join(r["targets"]), r["environment"], rollout,
+        )
+    console.print(table)
+
+
+# --------------------------------------------------------------------------- explain
+
+
+def parse_ref(ref: str) -> tuple[str | None, str, str, str | None]:
+    """'[registry/]repo:tag[@digest]' -> (registry, repository, tag, digest). Raises ValueError."""
+    digest = None
+    if "@" in ref:
+        ref, digest = ref.split("@", 1)
+    registry, rest = split_registry(ref)
+    repository, sep, tag = rest.rpartition(":")
+    if not sep or "/" in tag:
+        raise ValueError(f"{ref!r}: expected REPOSITORY:TAG, e.g. orders-api:1.4.2")
+    if not REPOSITORY.match(repository):
+        raise ValueError(f"{repository!r} is not a repository name (OCI distribution spec)")
+    if not TAG.match(tag):
+        raise ValueError(f"{tag!r} is not a valid tag")
+    return registry, repository, tag, digest
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    settings = _settings_or_exit()
+    if settings is None:
+        return 2
+    try:
+        registry, repository, tag, digest = parse_ref(args.ref)
+    except ValueError as exc:
+        print(f"acr-deploy: {exc}", file=sys.stderr)
+        return 2
+    digest = args.digest or digest or PLACEHOLDER_DIGEST
+    if not DIGEST.match(digest):
+        print(f"acr-deploy: {digest!r} is not a digest (sha256: and 64 hex digits)", file=sys.stderr)
+        return 2
+    directory = None
+    if args.discover:
+        from shared.bootstrap import Container
+
+        directory = Container(settings).container_apps
+    try:
+        book = _book(args, settings, directory)
+    except RulesError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    trusted = [parse_registry_entry(e)[0] for e in (*settings.registries, *book.trusted_registries())]
+    registry = (args.registry or registry or (trusted[0] if trusted else "registry.example")).lower()
+    push = ImagePush(
+        event_id="explain", event_source="", event_time=datetime.now(timezone.utc),
+        registry=registry, repository=repository, tag=tag, digest=digest, actor="acr-deploy explain",
+    )
+    explanation = book.explain(push)
+    registry_note = (
+        "" if registry in trusted
+        else f"registry {registry} is not trusted (ACR_DEPLOY_REGISTRIES or registries:): intake would reject this push"
+    )
+    if args.json:
+        data = explanation.to_dict()
+        data["registry_trusted"] = registry in trusted
+        data["placeholder_digest"] = digest == PLACEHOLDER_DIGEST
+        print(json.dumps(data, indent=2))
+        return 0
+    _print_explanation(explanation.to_dict(), registry_note, digest == PLACEHOLDER_DIGEST)
+    return 0
+
+
+def _print_explanation(data: dict[str, Any], registry_note: str, placeholder: bool) -> None:
+    from rich.table import Table
+
+    console = _console()
+    push = data["push"]
+    console.print(f"Push {push['registry']}/{push['repository']}:{push['tag']}"
+                  + (" (placeholder digest)" if placeholder else f" ({push['digest']})"), markup=False)
+    console.print("Rules from: " + "; ".join(data["sources"]), markup=False)
+    if data["discovery"].get("error"):
+        console.print(f"Resource-tag discovery failed: {data['discovery']['error']}", markup=False)
+    for problem in data["tag_problems"]:
+        console.print(f"Invalid resource tags: {problem}", markup=False)
+    if registry_note:
+        console.print(f"Note: {registry_note}", markup=False)
+    table = Table(title="Rules")
+    for column in ("Rule", "Source", "Match", "Why"):
+        table.add_column(column)
+    for d in data["decisions"]:
+        _row(table, d["rule"], d["source"], "yes" if d["matched"] else "no", d["reason"])
+    console.print(table)
+    if not data["deployments"]:
+        console.print(f"Nothing would be deployed: {data['summary']}", markup=False)
+        return
+    table = Table(title="Would deploy")
+    for column in ("App", "Resource group", "Container", "Rule", "Env", "Rollout", "Image"):
+        table.add_column(column)
+    for p in data["deployments"]:
+        rollout = p["rollout"]
+        strategy = rollout["strategy"] + ("" if rollout["strategy"] == "all-at-once" else f" {list(rollout['steps'])}")
+        _row(table, p["app"], p["resource_group"], p["container"] or "", p["rule"],
+                      p["environment"], strategy, p["image"])
+    console.print(table)

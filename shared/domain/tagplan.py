@@ -1,0 +1,406 @@
+"""Rules and planning: which pushes go where, and why (pure).
+
+A `Rule` joins a repository match, a tag policy, an ignore list and target templates. `plan()`
+runs every rule on one push and returns the planned deployments plus one `RuleDecision` per rule
+saying, in words, why it matched or not (`rules explain` prints them; intake records them when
+nothing matched). Rules come from three sources, all built here or in `shared.domain.rules`:
+the rules file, the zero-config convention, and `acr-deploy.*` resource tags on Container Apps.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+from shared.domain.model import ImagePush, PlannedDeployment, RolloutSettings, Target
+from shared.domain.tagpolicy import (
+    InvalidPolicy,
+    RegexPolicy,
+    SemverPolicy,
+    TagPolicy,
+    glob_match,
+    parse_short_policy,
+)
+from shared.domain.tagtemplate import (
+    CONTAINER_NAME_MAX,
+    is_valid_app_name,
+    is_valid_container_name,
+    is_valid_resource_group,
+    is_valid_subscription,
+    placeholders,
+    render,
+    sanitize_name,
+)
+
+# OCI distribution spec: path components of lowercase alnum joined by separators.
+REPOSITORY = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$")
+
+# A group holding a quantifier, itself quantified: "(a+)+", "(\\w*)*", "(x|y+){2,}".
+NESTED_QUANTIFIER = re.compile(r"\((?:[^()\\]|\\.)*[+*}](?:[^()\\]|\\.)*\)(?:[+*]|\{\d*,)")
+
+TAG_REPOSITORY = "acr-deploy.repository"
+TAG_POLICY = "acr-deploy.tags"
+TAG_CONTAINER = "acr-deploy.container"
+TAG_ENVIRONMENT = "acr-deploy.environment"
+
+
+def split_registry(reference: str) -> tuple[str | None, str]:
+    """'myreg.azurecr.io/team/app' -> ('myreg.azurecr.io', 'team/app'); 'team/app' -> (None, ...).
+    As in Docker references, a first segment with '.' or ':' (or 'localhost') is a registry."""
+    first, sep, rest = reference.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        return first.lower(), rest
+    return None, reference
+
+
+@dataclass(frozen=True)
+class RepositoryPattern:
+    repository: str  # exact name or glob
+    registry: str | None = None  # login server (or glob), lowercase; None = any trusted registry
+
+    @classmethod
+    def parse(cls, text: str) -> "RepositoryPattern":
+        registry, repository = split_registry(text.strip())
+        return cls(repository, registry)
+
+    def matches(self, registry: str, repository: str) -> bool:
+        if self.registry is not None and not glob_match(self.registry, registry.lower()):
+            return False
+        return glob_match(self.repository, repository)
+
+    def __str__(self) -> str:
+        return f"{self.registry}/{self.repository}" if self.registry else self.repository
+
+
+@dataclass(frozen=True)
+class TargetTemplate:
+    subscription: str
+    resource_group: str
+    app: str
+    container: str | None = None
+    # Literal targets (convention, resource tags) are used as they are: validated, never sanitized,
+    # because guessing ("orders_api" -> "orders-api") could deploy to somebody else's app.
+    literal: bool = False
+
+    def __str__(self) -> str:
+        text = f"{self.resource_group}/{self.app}"
+        return text + (f" [{self.container}]" if self.container else "")
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    repositories: tuple[RepositoryPattern, ...]
+    policy: TagPolicy
+    targets: tuple[TargetTemplate, ...]
+    ignore: tuple[str, ...] = ()
+    environment: str = ""
+    allow_downgrade: bool = False
+    rollout: RolloutSettings = field(default_factory=RolloutSettings)
+    source: str = "rules"  # rules | tags | convention
+    origin: str = ""  # where it was defined, for messages ("rules.yaml rule #2", "tags on app x")
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "source": self.source,
+            "origin": self.origin,
+            "repositories": [str(r) for r in self.repositories],
+            "tags": self.policy.describe(),
+            "ignore": list(self.ignore),
+            "targets": [str(t) for t in self.targets],
+            "environment": self.environment,
+            "allow_downgrade": self.allow_downgrade,
+            "strategy": self.rollout.strategy.value,
+            "steps": list(self.rollout.steps),
+        }
+
+
+@dataclass(frozen=True)
+class RuleDecision:
+    """Why one rule did or did not take one push."""
+
+    rule: str
+    source: str
+    matched: bool
+    reason: str
+    version_key: str = ""
+    targets: tuple[Target, ...] = ()
+    # Where the rule stopped: repository | ignore | tag | target | duplicate | discovery | planned
+    stage: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "source": self.source,
+            "matched": self.matched,
+            "stage": self.stage,
+            "reason": self.reason,
+            "version_key": self.version_key,
+            "targets": [
+                {"subscription_id": t.subscription_id, "resource_group": t.resource_group,
+                 "app": t.app, "container": t.container}
+                for t in self.targets
+            ],
+        }
+
+
+@dataclass
+class PlanResult:
+    push: ImagePush
+    deployments: list[PlannedDeployment] = field(default_factory=list)
+    decisions: list[RuleDecision] = field(default_factory=list)
+
+    @property
+    def matched(self) -> bool:
+        return bool(self.deployments)
+
+    def reason(self, limit: int = 1000) -> str:
+        """One line for an ignore record: why nothing (or what) was planned."""
+        if self.deployments:
+            apps = ", ".join(sorted({d.target.app for d in self.deployments}))
+            return f"planned for {apps}"
+        if not self.decisions:
+            return "no rules configured"
+        # Decisions of rules for other repositories are noise in an ignore record.
+        relevant = [d for d in self.decisions if d.stage != "repository"]
+        if not relevant:
+            text = f"no rule covers repository {self.push.repository!r}"
+        else:
+            text = "no rule matched: " + "; ".join(f"{d.rule}: {d.reason}" for d in relevant)
+        return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _values(push: ImagePush, groups: dict[str, str]) -> dict[str, str]:
+    values = {
+        "repository": push.repository,
+        "name": push.repository.rsplit("/", 1)[-1],
+        "tag": push.tag,
+        "registry": push.registry,
+    }
+    values.update({f"group:{k}": v for k, v in groups.items()})
+    return values
+
+
+def render_target(template: TargetTemplate, values: dict[str, str]) -> tuple[Target | None, str]:
+    """Fill a target template. Returns (target, note) or (None, why not)."""
+    sub = render(template.subscription, values)
+    if not is_valid_subscription(sub):
+        return None, f"subscription {sub!r} is not valid"
+    rg = render(template.resource_group, values)
+    if not is_valid_resource_group(rg):
+        return None, f"resource group {rg!r} is not a valid name"
+    raw = render(template.app, values)
+    note = ""
+    if template.literal or not placeholders(template.app):
+        if not is_valid_app_name(raw):
+            return None, f"{raw!r} is not a valid Container App name"
+        app = raw
+    else:
+        app = sanitize_name(raw)
+        if app is None:
+            return None, f"app name template {template.app!r} gives {raw!r}: no valid Container App name"
+        if app != raw:
+            note = f"app name {raw!r} sanitized to {app!r}"
+    container = None
+    if template.container:
+        raw_c = render(template.container, values)
+        if template.literal or not placeholders(template.container):
+            container = raw_c
+            if not is_valid_container_name(container):
+                return None, f"{container!r} is not a valid container name"
+        else:
+            container = sanitize_name(raw_c, CONTAINER_NAME_MAX)
+            if container is None:
+                return None, f"container template {template.container!r} gives no valid name"
+    return Target(sub, rg, app, container), note
+
+
+def evaluate_rule(rule: Rule, push: ImagePush) -> tuple[RuleDecision, list[PlannedDeployment]]:
+    def no(stage: str, reason: str, key: str = "") -> tuple[RuleDecision, list[PlannedDeployment]]:
+        return RuleDecision(rule.name, rule.source, False, reason, key, stage=stage), []
+
+    if not any(p.matches(push.registry, push.repository) for p in rule.repositories):
+        wanted = ", ".join(str(p) for p in rule.repositories) or "(none)"
+        return no("repository", f"repository {push.registry}/{push.repository} does not match {wanted}")
+    for pattern in rule.ignore:
+        if glob_match(pattern, push.tag):
+            return no("ignore", f"tag {push.tag!r} is ignored (matches {pattern!r})")
+    verdict = rule.policy.evaluate(push.tag)
+    if not verdict.matched:
+        return no("tag", verdict.reason)
+    values = _values(push, dict(verdict.groups))
+    planned: list[PlannedDeployment] = []
+    notes: list[str] = []
+    for i, template in enumerate(rule.targets, start=1):
+        target, note = render_target(template, values)
+        if target is None:
+            notes.append(f"target #{i} skipped: {note}")
+            continue
+        if note:
+            notes.append(note)
+        planned.append(
+            PlannedDeployment(
+                push=push,
+                target=target,
+                rule=rule.name,
+                source=rule.source,
+                environment=rule.environment,
+                version_key=verdict.version_key,
+                allow_downgrade=rule.allow_downgrade,
+                rollout=rule.rollout,
+            )
+        )
+    reason = verdict.reason + "".join(f"; {n}" for n in notes)
+    if not planned:
+        return no("target", reason, verdict.version_key)
+    decision = RuleDecision(
+        rule.name, rule.source, True, reason, verdict.version_key, tuple(p.target for p in planned),
+        stage="planned",
+    )
+    return decision, planned
+
+
+def target_identity(target: Target) -> tuple[str, str]:
+    return target.key, (target.container or "").lower()
+
+
+def plan(push: ImagePush, rules: Sequence[Rule]) -> PlanResult:
+    """Every rule, in order, on one push. One push may fan out to several targets; a target that an
+    earlier rule already planned is not planned twice (file rules come before tag rules)."""
+    result = PlanResult(push)
+    seen: dict[tuple[str, str], str] = {}
+    for rule in rules:
+        decision, planned = evaluate_rule(rule, push)
+        kept = []
+        dupes = []
+        for p in planned:
+            ident = target_identity(p.target)
+            if ident in seen:
+                dupes.append(f"{p.target.app} already planned by rule {seen[ident]!r}")
+                continue
+            seen[ident] = rule.name
+            kept.append(p)
+        if dupes:
+            decision = RuleDecision(
+                decision.rule, decision.source, bool(kept),
+                decision.reason + "".join(f"; {d}" for d in dupes),
+                decision.version_key, tuple(p.target for p in kept),
+                stage="planned" if kept else "duplicate",
+            )
+        result.decisions.append(decision)
+        result.deployments.extend(kept)
+    return result
+
+
+# --------------------------------------------------------------------------- zero-config convention
+
+
+def convention_rule(subscription: str, resource_group: str) -> Rule:
+    """No rules file: repository name (last path segment) = Container App name in the default
+    resource group; semver release tags deploy; everything else is ignored."""
+    return Rule(
+        name="convention",
+        repositories=(RepositoryPattern("*"),),
+        policy=SemverPolicy(""),
+        targets=(TargetTemplate(subscription, resource_group, "{name}", literal=True),),
+        source="convention",
+        origin="zero-config convention (no rules file)",
+    )
+
+
+# --------------------------------------------------------------------------- resource-tag rules
+
+
+def _tag(tags: dict[str, str], name: str) -> str | None:
+    # Azure tag names are case-insensitive.
+    for key, value in tags.items():
+        if key.lower() == name:
+            return value
+    return None
+
+
+def _image_repository(image: str) -> str:
+    """'reg.io/team/app:1.2@sha256:..' -> 'team/app'."""
+    ref = image.split("@", 1)[0]
+    last = ref.rsplit("/", 1)
+    if ":" in last[-1]:
+        ref = ref[: len(ref) - len(last[-1])] + last[-1].split(":", 1)[0]
+    return split_registry(ref)[1]
+
+
+def tag_rule_from_app(app: Any, rollout: RolloutSettings | None = None) -> Rule | None:
+    """One Keel-style rule from an app's `acr-deploy.*` tags (None when it has no repository tag).
+    Invalid values give a rule with an `InvalidPolicy`, so pushes for it say why nothing happened."""
+    tags = dict(app.tags or {})
+    repo_value = _tag(tags, TAG_REPOSITORY)
+    target = app.target
+    name = f"tags:{target.app}"
+    origin = f"resource tags on {target.resource_group}/{target.app}"
+    if repo_value is None:
+        others = sorted(k for k in tags if k.lower().startswith("acr-deploy."))
+        if not others:
+            return None
+        # acr-deploy.tags without acr-deploy.repository: surely a mistake; say so, deploy nothing.
+        return Rule(
+            name=name, repositories=(), targets=(),
+            policy=InvalidPolicy(f"{', '.join(others)} set but {TAG_REPOSITORY} is missing"),
+            source="tags", origin=origin,
+        )
+    problems = []
+    pattern = RepositoryPattern.parse(repo_value)
+    if not REPOSITORY.match(pattern.repository):
+        problems.append(f"{TAG_REPOSITORY}={repo_value!r} is not a repository name")
+    policy_text = _tag(tags, TAG_POLICY)
+    policy: TagPolicy
+    try:
+        policy = parse_short_policy(policy_text) if policy_text is not None else SemverPolicy("")
+    except ValueError as exc:
+        problems.append(f"{TAG_POLICY}={policy_text!r}: {exc}")
+        policy = SemverPolicy("")
+    if isinstance(policy, RegexPolicy) and NESTED_QUANTIFIER.search(policy.pattern):
+        # Whoever may tag an app is not necessarily trusted like the rules file's reviewers, and
+        # `re` has no timeout: refuse the classic catastrophic-backtracking shape, e.g. (a+)+.
+        problems.append(f"{TAG_POLICY}: nested quantifiers like (a+)+ are refused (catastrophic backtracking)")
+    container = _tag(tags, TAG_CONTAINER)
+    if container is not None and not is_valid_container_name(container):
+        problems.append(f"{TAG_CONTAINER}={container!r} is not a container name")
+    if container is None:
+        images = dict(app.images or {})
+        if len(images) > 1:
+            hits = [c for c, image in images.items() if _image_repository(image) == pattern.repository]
+            if len(hits) == 1:
+                container = hits[0]
+            else:
+                problems.append(
+                    f"multi-container app: set {TAG_CONTAINER} (containers: {', '.join(sorted(images))})"
+                )
+    if problems:
+        policy = InvalidPolicy("; ".join(problems))
+    return Rule(
+        name=name,
+        repositories=(pattern,),
+        policy=policy,
+        targets=(
+            TargetTemplate(
+                target.subscription_id, target.resource_group, target.app, container, literal=True
+            ),
+        ),
+        environment=_tag(tags, TAG_ENVIRONMENT) or "",
+        rollout=rollout or RolloutSettings(),
+        source="tags",
+        origin=origin,
+    )
+
+
+def tag_rules_from_apps(apps: Iterable[Any], rollout: RolloutSettings | None = None) -> list[Rule]:
+    """Rules from Container Apps tagged `acr-deploy.repository` (the others are skipped). Ordered by
+    app key so planning is deterministic whatever order ARM lists them in."""
+    rules = [r for r in (tag_rule_from_app(a, rollout) for a in apps) if r is not None]
+    return sorted(rules, key=lambda r: r.origin.lower())
+
+
+def tag_rule_problems(rules: Iterable[Rule]) -> list[str]:
+    """Human-readable problems of tag-discovered rules (for logs and `rules explain`)."""
+    return [f"{r.origin}: {r.policy.problem}" for r in rules if isinstance(r.policy, InvalidPolicy)]
