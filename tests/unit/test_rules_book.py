@@ -10,7 +10,7 @@ import pytest
 from shared.domain.rules import RulesError, convention_rule
 from shared.services.rulesource import RuleBook
 from shared.settings import Settings
-from tests.unit.test_rules_support import SUB, FakeClock, FakeDirectory, app, push
+from tests.unit.rules_support import SUB, FakeClock, FakeDirectory, app, push
 
 RULES = f"""
 registries: [myreg.azurecr.io]

@@ -12,7 +12,7 @@ from shared.domain.rules import (
     tag_rule_problems,
     tag_rules_from_apps,
 )
-from tests.unit.test_rules_support import SUB, app, push
+from tests.unit.rules_support import SUB, app, push
 
 
 def rules(body: str):

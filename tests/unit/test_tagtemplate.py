@@ -17,7 +17,7 @@ from shared.domain.tagtemplate import (
     is_valid_app_name,
     sanitize_name,
 )
-from tests.unit.test_rules_support import push
+from tests.unit.rules_support import push
 
 TAGS = st.from_regex(r"\A[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\Z")
 # What the service accepts (docs: Container Apps naming), written out independently of the code.
