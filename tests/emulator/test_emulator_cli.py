@@ -1,7 +1,9 @@
 """The CLI contract (prints its URL, writes ca.pem, seeds, stops cleanly on SIGTERM) and --state persistence."""
 from __future__ import annotations
 
+import contextlib
 import os
+import selectors
 import signal
 import ssl
 import subprocess
@@ -20,14 +22,40 @@ SAMPLE_SEED = ROOT / "devtools" / "aca_emulator" / "sample-seed.yaml"
 
 
 def _read_url(proc: subprocess.Popen, timeout: float = 20) -> str:
+    """The base URL the CLI prints; bounded: select() keeps a silent, hung process from blocking the test."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if "listening on" in line:
-            return line.strip().rsplit(" ", 1)[-1]
-        if not line and proc.poll() is not None:
-            break
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        while time.monotonic() < deadline:
+            if not sel.select(timeout=max(deadline - time.monotonic(), 0.01)):
+                continue
+            line = proc.stdout.readline()
+            if "listening on" in line:
+                return line.strip().rsplit(" ", 1)[-1]
+            if not line and proc.poll() is not None:
+                break
+    proc.kill()
     raise AssertionError(f"emulator did not start: {proc.stderr.read()}")
+
+
+@contextlib.contextmanager
+def _cli(*args: str):
+    """Run the CLI as a subprocess; whatever happens in the block, the process does not outlive it."""
+    proc = subprocess.Popen([sys.executable, "-m", "devtools.aca_emulator", "--port", "0", *args],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        yield proc, _read_url(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
 
 
 def test_cli_start_seed_sigterm(tmp_path):
@@ -95,3 +123,47 @@ def test_in_process_defaults_and_context_manager(tmp_path):
         assert SUB == "00000000-0000-0000-0000-000000000000"
     finally:
         emu.stop()
+
+
+def test_cli_state_file_survives_sigterm_and_restart(tmp_path):
+    """The CLI contract end to end: --state + --seed, SDK changes, SIGTERM, restart with the same --state."""
+    tls, state = tmp_path / "tls", tmp_path / "state.json"
+    args = ("--tls-dir", str(tls), "--state", str(state), "--seed", str(SAMPLE_SEED), "--provisioning-delay", "0")
+
+    class Emu:  # what make_client needs
+        ca_path = str(tls / "ca.pem")
+
+    with _cli(*args) as (proc, url):
+        Emu.base_url = url
+        with make_client(Emu) as client:
+            client.container_apps.begin_update("rg-apps", "orders-api", {
+                "tags": {"acr-deploy.repository": "orders-api", "kept": "yes"},
+                "properties": {
+                    "template": {"revisionSuffix": "v2", "containers": [
+                        {"name": "orders-api", "image": "myregistry.azurecr.io/orders-api:2.0.0"}]},
+                    "configuration": {"ingress": {"traffic": [
+                        {"revisionName": "orders-api--v1-0-0", "weight": 70},
+                        {"revisionName": "orders-api--v2", "weight": 30, "label": "canary"}]}}}}).result()
+            before = {r.name: (r.properties.traffic_weight, r.properties.fqdn) for r in
+                      client.container_apps_revisions.list_revisions("rg-apps", "orders-api")}
+        assert before["orders-api--v2"][0] == 30
+        _stop(proc)
+    assert state.exists()
+
+    with _cli(*args) as (proc, url):
+        Emu.base_url = url
+        with make_client(Emu) as client:
+            app = client.container_apps.get("rg-apps", "orders-api")
+            # PATCH merged the tags (RFC 7386) and the seed, applied again at start, did not reset them.
+            assert app.tags == {"acr-deploy.repository": "orders-api", "acr-deploy.tags": "1.*", "kept": "yes"}
+            assert app.properties.latest_revision_name == "orders-api--v2"
+            after = {r.name: r.properties for r in
+                     client.container_apps_revisions.list_revisions("rg-apps", "orders-api")}
+            assert {name: p.traffic_weight for name, p in after.items()} == {
+                "orders-api--v1-0-0": 70, "orders-api--v2": 30}
+            assert {a.name for a in client.container_apps.list_by_subscription()} == {"orders-api", "billing-worker"}
+            label = {t["label"]: t["fqdn"] for t in app.properties.configuration.ingress.traffic if t.get("label")}
+        with httpx.Client(verify=ssl.create_default_context(cafile=Emu.ca_path), timeout=5) as http:
+            assert http.get(f"https://{after['orders-api--v2'].fqdn}/").json()["revision"] == "orders-api--v2"
+            assert http.get(f"https://{label['canary']}/").json()["revision"] == "orders-api--v2"
+        _stop(proc)

@@ -1,0 +1,40 @@
+"""The pure accept/skip decision."""
+
+from datetime import datetime, timezone
+
+from shared.domain.intake_policy import MAX_INFLIGHT_DIGESTS, Candidate, Verdict, decide
+from shared.domain.model import AppState, Target
+
+NOW = datetime(2024, 5, 1, tzinfo=timezone.utc)
+T = Target("s", "rg", "app")
+
+
+def cand(id="d1", digest="sha256:a", version="000001", downgrade=False):
+    return Candidate(id, T, digest, "1", version, downgrade, "prod")
+
+
+def test_first_push_is_accepted_and_the_state_says_so():
+    d = decide(cand(), None, NOW)
+    assert d.verdict == Verdict.ACCEPT and d.state.etag is None
+    assert (d.state.pending_deployment_id, d.state.inflight_digests, d.state.latest_version_key,
+            d.state.environment) == ("d1", ("sha256:a",), "000001", "prod")
+
+
+def test_recorded_duplicate_older_and_downgrade():
+    state = decide(cand(), None, NOW).state
+    assert decide(cand(), state, NOW).verdict == Verdict.RECORDED
+    assert decide(cand("d2"), state, NOW).verdict == Verdict.DUPLICATE
+    assert decide(cand("d3", "sha256:b", "000000"), state, NOW).verdict == Verdict.OLDER
+    assert decide(cand("d3", "sha256:b", "000000", downgrade=True), state, NOW).verdict == Verdict.ACCEPT
+    newer = decide(cand("d4", "sha256:c", "000002"), state, NOW)
+    assert newer.verdict == Verdict.ACCEPT and newer.state.latest_version_key == "000002"
+    unversioned = decide(cand("d5", "sha256:d", ""), newer.state, NOW)
+    assert unversioned.verdict == Verdict.ACCEPT and unversioned.state.latest_version_key == "000002"
+
+
+def test_inflight_digests_stay_bounded():
+    state = AppState(target=T)
+    for n in range(MAX_INFLIGHT_DIGESTS + 5):
+        state = decide(cand(f"d{n}", f"sha256:{n}", ""), state, NOW).state
+    assert len(state.inflight_digests) == MAX_INFLIGHT_DIGESTS
+    assert state.inflight_digests[-1] == f"sha256:{MAX_INFLIGHT_DIGESTS + 4}"
