@@ -155,7 +155,7 @@ def test_cli_state_file_survives_sigterm_and_restart(tmp_path):
         with make_client(Emu) as client:
             app = client.container_apps.get("rg-apps", "orders-api")
             # PATCH merged the tags (RFC 7386) and the seed, applied again at start, did not reset them.
-            assert app.tags == {"acr-deploy.repository": "orders-api", "acr-deploy.tags": "1.*", "kept": "yes"}
+            assert app.tags == {"acr-deploy.repository": "orders-api", "acr-deploy.tags": "semver:1.x", "kept": "yes"}
             assert app.properties.latest_revision_name == "orders-api--v2"
             after = {r.name: r.properties for r in
                      client.container_apps_revisions.list_revisions("rg-apps", "orders-api")}
