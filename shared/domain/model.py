@@ -123,7 +123,7 @@ class RolloutSettings:
     keep_previous: int = 1  # previous revisions kept active for instant rollback
     allow_single_mode_switch: bool = False  # may switch a Single-mode app to Multiple
     smoke: tuple[SmokeCheck, ...] = (SmokeCheck(),)  # against the revision's own URL
-    verify: tuple[SmokeCheck, ...] = ()  # against the app's URL at each step / after the shift
+    verify: tuple[SmokeCheck, ...] = ()  # against the app URL at each step / after the shift; empty: the smoke checks again
     deadline_s: float = 1800.0  # a rollout not finished by then is failed by the sweeper
 
     def to_dict(self) -> dict[str, Any]:

@@ -235,3 +235,22 @@ def test_recovery_of_a_message_that_is_now_a_duplicate_returns_none(queue):
     assert ensure_recorded(store, orphan) is None
     assert orphan.id not in store.deployments
     assert any(i.outcome == "skipped" for i in store.ignored.values())
+
+
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st  # noqa: E402
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=30),
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=10), c, max_size=4), max_leaves=20)
+
+
+@hsettings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(["id", "eventType", "topic", "eventTime", "data", "subject"]), _json)
+def test_handle_never_raises_for_junk_and_records_it(field, junk):
+    store, queue = MemoryStore(), MemoryQueue()
+    raw = event()
+    raw[field] = junk
+    result = service(store, queue).handle(raw)
+    assert result.outcome in ("accepted", "ignored", "rejected", "skipped")
+    if result.outcome in ("ignored", "rejected"):
+        assert len(store.ignored) == 1 and queue.messages == []

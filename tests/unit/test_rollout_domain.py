@@ -119,6 +119,8 @@ def test_claims():
     assert plan.decide_claim(d, state(pending_deployment_id=NEW), None) == plan.ClaimDecision(plan.Claim.SUPERSEDED, NEW)
     assert plan.decide_claim(d, state(live_deployment_id=NEW), None) == plan.ClaimDecision(plan.Claim.SUPERSEDED, NEW)
     assert plan.decide_claim(d, state(live_deployment_id=OLD), None).claim == plan.Claim.TAKE
+    manual = dep(MID, kind=DeploymentKind.ROLLBACK)
+    assert plan.decide_claim(manual, state(live_deployment_id=NEW), None).claim == plan.Claim.TAKE
 
 
 def test_supersede_only_before_the_traffic_shift():

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 
 from shared.adapters.memory import MemoryStore
-from shared.domain.model import Phase, SmokeCheck, Strategy, start_message
+from shared.domain.model import Phase, start_message
 from shared.errors import ConflictError, InvalidRequestError, NotFoundError
 from shared.ports import PermanentAzureError, TransientAzureError
 from shared.services.rollout import MAX_DEQUEUE, RolloutWorker
-from tests.unit.rollout_fakes import (
+from tests.unit.test_rollout_fakes import (
     CANARY, Clock, DelayQueue, FakeApps, RecordingPublisher, fast, push_deployment, record,
 )
 
@@ -168,7 +166,7 @@ def test_failing_smoke_checks_never_get_traffic_and_are_deactivated():
     assert done.phase == Phase.FAILED
     assert h.phases(d) == ["queued", "creating_revision", "waiting_ready", "smoke_testing", "failed"]
     assert h.traffic_calls() == []  # traffic was never touched
-    assert h.apps.app(target).traffic == {"orders--first".replace("orders", "smoky"): 100}
+    assert h.apps.app(target).traffic == {"smoky--first": 100}
     assert not next(r for r in h.apps.app(target).revisions if r.name == done.revision).active
     attempts = [e for e in h.store.list_events(d.id) if e.data.get("check")]
     assert len(attempts) == 3  # 1 try + retries=2, each recorded
@@ -206,8 +204,6 @@ def test_revision_not_ready_in_time_fails():
 def test_permanent_azure_error_fails_at_once_with_the_service_message():
     h = Harness()
     target = h.apps.add_app("forbidden")
-    h.apps.faults = [None]  # placeholder replaced below
-    h.apps.faults = []
     d = h.push(target, "v1", "i")
     original = h.apps.create_revision
 

@@ -1,4 +1,4 @@
-"""Fakes for the rollout worker's unit tests: a clock, a delaying queue, a small Container Apps
+"""Fakes (no tests here) for the rollout worker's unit tests: a clock, a delaying queue, a small Container Apps
 model with the service's traffic rules, and a probe whose answers come from per-image behaviours.
 
 Only the pure core's unit tests use these; the adapters are tested against the real emulator.
@@ -16,7 +16,7 @@ from shared.domain.model import (
     AppState, Deployment, DeploymentEvent, ImagePush, Phase, PlannedDeployment, RolloutSettings,
     SmokeCheck, Strategy, Target, start_message,
 )
-from shared.ports import AppInfo, PermanentAzureError, ProbeResult, RevisionInfo, TransientAzureError
+from shared.ports import AppInfo, PermanentAzureError, ProbeResult, RevisionInfo
 
 SUB = "00000000-0000-0000-0000-000000000000"
 T0 = datetime(2025, 5, 1, 12, 0, 0, tzinfo=timezone.utc)

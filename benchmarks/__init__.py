@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print figures (never timed asserts). `python -m benchmarks` runs all."""

@@ -1,0 +1,340 @@
+"""Container Apps through `azure-mgmt-appcontainers` (5.x): ContainerAppsPort + AppDirectory.
+
+Thin on purpose: each method is one or two ARM calls, and every SDK failure leaves as one of two
+exceptions the worker reacts to: `TransientAzureError` (429, 5xx, 409 "operation in progress",
+dropped connections: try again later, honouring Retry-After) or `PermanentAzureError` (400, 401,
+403, 404: the deployment fails with the service's message). The SDK's own retry policy is kept
+short (a step has a budget; longer waits are the worker's delayed messages) and the LRO poller
+ticks every `poll_interval_s` instead of the SDK's 30 s default; a `Retry-After` from the service
+always wins.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+from datetime import datetime
+from typing import Any, Callable
+
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+
+from shared.domain.model import Target
+from shared.ports import AppInfo, PermanentAzureError, RevisionInfo, TransientAzureError
+
+__all__ = ["ContainerAppsAdapter", "PermanentAzureError", "TransientAzureError"]
+
+log = logging.getLogger("acr_deploy.containerapps")
+
+TAG_PREFIX = "acr-deploy."
+_TRANSIENT_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+def _retry_after(exc: HttpResponseError) -> float | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None) or {}
+    value = headers.get("Retry-After") or headers.get("retry-after")
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None  # an HTTP date: let the worker's own back-off decide
+
+
+def _message(exc: Exception) -> str:
+    error = getattr(exc, "error", None)
+    code = getattr(error, "code", None)
+    text = getattr(error, "message", None)
+    if code and text:
+        return f"({code}) {text}"[:800]
+    raw = getattr(exc, "message", None) or str(exc)
+    return (raw.splitlines()[0] if raw else type(exc).__name__)[:800]
+
+
+def _translate(exc: Exception, what: str) -> Exception:
+    """The SDK exception as one the worker reacts to (the caller raises it `from exc`)."""
+    if isinstance(exc, ClientAuthenticationError):
+        return PermanentAzureError(f"{what}: not authorised: {_message(exc)}", 401, "AuthenticationFailed")
+    if isinstance(exc, HttpResponseError):
+        status = exc.status_code or 0
+        code = getattr(getattr(exc, "error", None), "code", "") or ""
+        if status in _TRANSIENT_STATUS or status >= 500:
+            return TransientAzureError(f"{what}: HTTP {status} {_message(exc)}", _retry_after(exc))
+        return PermanentAzureError(f"{what}: {_message(exc)}", status or None, code)
+    if isinstance(exc, (ServiceRequestError, ServiceResponseError, ConnectionError, TimeoutError)):
+        return TransientAzureError(f"{what}: connection failed ({type(exc).__name__})")
+    if type(exc).__name__ == "CredentialUnavailableError":
+        return PermanentAzureError(f"{what}: no Azure credential available: {str(exc)[:300]}", 401)
+    return exc
+
+
+def _ts(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and value:
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    return None
+
+
+def _revision_info(raw: dict[str, Any]) -> RevisionInfo:
+    props = raw.get("properties") or {}
+    images = [c.get("image", "") for c in ((props.get("template") or {}).get("containers") or [])]
+    error = props.get("provisioningError") or ""
+    return RevisionInfo(
+        name=raw.get("name", ""),
+        active=bool(props.get("active")),
+        traffic_weight=int(props.get("trafficWeight") or 0),
+        provisioning_state=str(props.get("provisioningState") or ""),
+        running_state=str(props.get("runningState") or ""),
+        health_state=str(props.get("healthState") or ""),
+        fqdn=str(props.get("fqdn") or ""),
+        image=images[0] if images else "",
+        created=_ts(props.get("createdTime")),
+        provisioning_error=str(error)[:500],
+    )
+
+
+class ContainerAppsAdapter:
+    def __init__(
+        self,
+        client_factory: Callable[[str], Any],
+        default_subscription: str | None = None,
+        discovery_resource_groups: tuple[str, ...] = (),
+        *,
+        poll_interval_s: float = 0.5,
+        lro_timeout_s: float = 60.0,
+    ) -> None:
+        self._factory = client_factory
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._locations: dict[str, str] = {}
+        self.default_subscription = default_subscription
+        self.discovery_resource_groups = discovery_resource_groups
+        self.poll_interval_s = poll_interval_s
+        self.lro_timeout_s = lro_timeout_s
+
+    @classmethod
+    def from_settings(cls, settings: Any, credential: Any, **kwargs: Any) -> "ContainerAppsAdapter":
+        from azure.mgmt.appcontainers import ContainerAppsAPIClient
+
+        poll = float(kwargs.pop("poll_interval_s", 0.5))
+
+        def factory(subscription_id: str) -> Any:
+            return ContainerAppsAPIClient(
+                credential, subscription_id, base_url=settings.arm_endpoint,
+                connection_verify=settings.arm_ca_bundle or True,
+                polling_interval=poll,  # LRO ticks; the service's Retry-After wins when present
+                retry_total=3, retry_backoff_factor=0.2, retry_backoff_max=2,
+                connection_timeout=10, read_timeout=30,
+            )
+
+        return cls(factory, settings.subscription_id, tuple(settings.discovery_resource_groups),
+                   poll_interval_s=poll, **kwargs)
+
+    def _client(self, subscription_id: str | None) -> Any:
+        sub = subscription_id or self.default_subscription
+        if not sub:
+            raise PermanentAzureError("no subscription id (set ACR_DEPLOY_SUBSCRIPTION_ID)", 400)
+        with self._lock:
+            if sub not in self._clients:
+                self._clients[sub] = self._factory(sub)
+            return self._clients[sub]
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
+
+    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except Exception as exc:
+            translated = _translate(exc, what)
+            if translated is exc:
+                raise
+            raise translated from exc
+
+    # ------------------------------------------------------------------ reads
+    def _get_raw(self, target: Target) -> dict[str, Any]:
+        client = self._client(target.subscription_id)
+        app = self._call(f"get app {target.app}",
+                         lambda: client.container_apps.get(target.resource_group, target.app))
+        raw = app.as_dict()
+        if raw.get("location"):
+            self._locations[target.key] = raw["location"]
+        return raw
+
+    def get_app(self, target: Target) -> AppInfo:
+        raw = self._get_raw(target)
+        client = self._client(target.subscription_id)
+        revisions = self._call(
+            f"list revisions of {target.app}",
+            lambda: [r.as_dict() for r in client.container_apps_revisions.list_revisions(
+                target.resource_group, target.app)],
+        )
+        return self._app_info(target, raw, [_revision_info(r) for r in revisions])
+
+    def get_revision(self, target: Target, revision: str) -> RevisionInfo | None:
+        client = self._client(target.subscription_id)
+        try:
+            raw = self._call(f"get revision {revision}", lambda: client.container_apps_revisions.get_revision(
+                target.resource_group, target.app, revision))
+        except PermanentAzureError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return _revision_info(raw.as_dict())
+
+    @staticmethod
+    def _app_info(target: Target, raw: dict[str, Any], revisions: list[RevisionInfo]) -> AppInfo:
+        props = raw.get("properties") or {}
+        conf = props.get("configuration") or {}
+        ingress = conf.get("ingress") or {}
+        mode = str(conf.get("activeRevisionsMode") or "Single")
+        # The service's own view of routing: each revision's trafficWeight already resolves
+        # `latestRevision` entries and Single mode. Fall back to the configured table without one.
+        weights = {r.name: r.traffic_weight for r in revisions if r.active and r.traffic_weight > 0}
+        if not weights:
+            for entry in ingress.get("traffic") or []:
+                name = props.get("latestRevisionName") if entry.get("latestRevision") else entry.get("revisionName")
+                if name and int(entry.get("weight") or 0) > 0:
+                    weights[name] = weights.get(name, 0) + int(entry["weight"])
+        labels: dict[str, list[str]] = {}
+        for entry in ingress.get("traffic") or []:
+            if entry.get("label"):
+                name = props.get("latestRevisionName") if entry.get("latestRevision") else entry.get("revisionName")
+                labels.setdefault(name or "", []).append(entry["label"])
+        if labels:
+            from dataclasses import replace
+
+            revisions = [replace(r, labels=tuple(labels.get(r.name, ()))) for r in revisions]
+        containers = (props.get("template") or {}).get("containers") or []
+        return AppInfo(
+            target=target,
+            revisions_mode="Multiple" if mode.lower() == "multiple" else ("Labels" if mode.lower() == "labels" else "Single"),
+            traffic=weights,
+            fqdn=str(ingress.get("fqdn") or ""),
+            latest_revision=str(props.get("latestRevisionName") or ""),
+            images={c.get("name", ""): c.get("image", "") for c in containers},
+            tags=dict(raw.get("tags") or {}),
+            revisions=tuple(revisions),
+        )
+
+    # ------------------------------------------------------------------ writes
+    def create_revision(
+        self, target: Target, image: str, suffix: str, pin_traffic: dict[str, int],
+        switch_to_multiple: bool = False,
+    ) -> str:
+        """ONE PATCH: the template with the pushed image in the right container plus the
+        revisionSuffix, and ingress traffic pinned to `pin_traffic` so the new revision starts at
+        0 %. JSON merge patch replaces arrays whole, so the full containers array is sent. The LRO is
+        not awaited: the worker polls the revision's own state (WAITING_READY)."""
+        name = f"{target.app}--{suffix}"
+        if self.get_revision(target, name) is not None:
+            return name  # idempotent: a redelivered step, or a re-push of the same tag+digest
+        raw = self._get_raw(target)
+        props = raw.get("properties") or {}
+        containers = copy.deepcopy((props.get("template") or {}).get("containers") or [])
+        index = self._container_index(target, containers)
+        containers[index]["image"] = image
+        body: dict[str, Any] = {
+            "location": raw.get("location"),  # the PATCH schema still requires it
+            "properties": {"template": {"containers": containers, "revisionSuffix": suffix}},
+        }
+        configuration: dict[str, Any] = {}
+        if switch_to_multiple:
+            configuration["activeRevisionsMode"] = "Multiple"
+        if pin_traffic and (props.get("configuration") or {}).get("ingress") is not None:
+            configuration["ingress"] = {"traffic": [
+                {"revisionName": rev, "weight": int(weight)} for rev, weight in pin_traffic.items()
+            ]}
+        if configuration:
+            body["properties"]["configuration"] = configuration
+        client = self._client(target.subscription_id)
+        try:
+            self._call(f"create revision {name}", lambda: client.container_apps.begin_update(
+                target.resource_group, target.app, body, polling=False))
+        except (TransientAzureError, PermanentAzureError):
+            # The PATCH may have been applied before the answer got lost (or a racing worker
+            # applied it): the revision's existence is the truth.
+            if self.get_revision(target, name) is not None:
+                return name
+            raise
+        return name
+
+    @staticmethod
+    def _container_index(target: Target, containers: list[dict[str, Any]]) -> int:
+        if not containers:
+            raise PermanentAzureError(f"app {target.app} has no containers in its template", 400)
+        if target.container:
+            for i, container in enumerate(containers):
+                if container.get("name") == target.container:
+                    return i
+            names = ", ".join(c.get("name", "?") for c in containers)
+            raise PermanentAzureError(
+                f"app {target.app} has no container named {target.container} (it has: {names})", 400)
+        if len(containers) > 1:
+            names = ", ".join(c.get("name", "?") for c in containers)
+            raise PermanentAzureError(
+                f"app {target.app} has {len(containers)} containers ({names}); the rule must name the "
+                "container to update", 400)
+        return 0
+
+    def _location(self, target: Target) -> str:
+        location = self._locations.get(target.key)
+        if not location:
+            location = self._get_raw(target).get("location") or ""
+        return location
+
+    def set_traffic(self, target: Target, weights: dict[str, int]) -> None:
+        """PATCH the traffic table (pinned by name) and wait for the operation, polling every
+        `poll_interval_s` (or as Retry-After says) up to `lro_timeout_s`."""
+        body = {
+            "location": self._location(target),
+            "properties": {"configuration": {"ingress": {"traffic": [
+                {"revisionName": rev, "weight": int(weight)} for rev, weight in weights.items()
+            ]}}},
+        }
+        client = self._client(target.subscription_id)
+
+        def patch() -> None:
+            poller = client.container_apps.begin_update(
+                target.resource_group, target.app, body, polling_interval=self.poll_interval_s)
+            poller.result(timeout=self.lro_timeout_s)
+            if not poller.done():
+                raise TransientAzureError(
+                    f"traffic change on {target.app} still running after {self.lro_timeout_s:g} s")
+
+        self._call(f"set traffic on {target.app}", patch)
+
+    def set_revision_active(self, target: Target, revision: str, active: bool) -> None:
+        client = self._client(target.subscription_id)
+        ops = client.container_apps_revisions
+        action = ops.activate_revision if active else ops.deactivate_revision
+        verb = "activate" if active else "deactivate"
+        self._call(f"{verb} {revision}", lambda: action(target.resource_group, target.app, revision))
+
+    # ------------------------------------------------------------------ discovery
+    def list_tagged_apps(self) -> list[AppInfo]:
+        """Apps in the discovery resource groups carrying at least one `acr-deploy.*` tag."""
+        sub = self.default_subscription
+        found: list[AppInfo] = []
+        for group in self.discovery_resource_groups:
+            client = self._client(sub)
+            apps = self._call(f"list apps in {group}",
+                              lambda: [a.as_dict() for a in client.container_apps.list_by_resource_group(group)])
+            for raw in apps:
+                tags = raw.get("tags") or {}
+                if not any(str(k).lower().startswith(TAG_PREFIX) for k in tags):
+                    continue
+                target = Target(sub or "", group, raw.get("name", ""))
+                found.append(self._app_info(target, raw, []))
+        return found

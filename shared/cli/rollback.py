@@ -1,0 +1,76 @@
+"""`acr-deploy rollback APP [--to REVISION] [--resource-group RG]`: move traffic back.
+
+Records a kind=rollback deployment and enqueues it through the rollout worker's `request_rollback`
+(the same machinery as a push: take the app, check the target revision, shift, verify, record).
+The queue trigger does the work; `--wait` follows the history until it ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+import time
+
+from shared.errors import AcrDeployError
+
+EXIT_CODES = {"NotFoundError": 3, "ConflictError": 4, "InvalidRequestError": 2}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "rollback", help="move an app's traffic back to its previous (or a named) healthy revision",
+        description="Records a rollback deployment and queues it; the rollout worker carries it out.",
+    )
+    parser.add_argument("app", help="Container App name")
+    parser.add_argument("--to", dest="to_revision", metavar="REVISION",
+                        help="revision name (or its suffix); default: the previous healthy revision")
+    parser.add_argument("--resource-group", "-g", help="resource group (when the name is ambiguous)")
+    parser.add_argument("--wait", action="store_true", help="follow the rollback until it ends")
+    parser.add_argument("--timeout", type=float, default=300.0, help="--wait limit in seconds (default 300)")
+    parser.add_argument("--json", action="store_true", help="print the deployment as JSON")
+    parser.set_defaults(func=run)
+
+
+def _who() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # noqa: BLE001 - no login name in some containers
+        return "cli"
+
+
+def run(args: argparse.Namespace) -> int:
+    from shared.bootstrap import Container
+    from shared.cli._settings import load_settings
+    from shared.domain.model import deployment_to_dict
+
+    try:
+        container = Container(load_settings())
+        d = container.rollout.request_rollback(
+            args.app, to_revision=args.to_revision, resource_group=args.resource_group,
+            requested_by=_who(),
+        )
+    except AcrDeployError as exc:
+        print(f"acr-deploy rollback: {exc}", file=sys.stderr)
+        return EXIT_CODES.get(type(exc).__name__, 1)
+    except ValueError as exc:  # broken settings
+        print(f"acr-deploy rollback: {exc}", file=sys.stderr)
+        return 2
+    if not args.json:
+        print(f"rollback {d.id} queued: {d.target.app} -> {d.revision}")
+    if args.wait:
+        deadline = time.monotonic() + max(args.timeout, 0.0)
+        while time.monotonic() < deadline:
+            current = container.store.get_deployment(d.id) or d
+            if current.phase.terminal:
+                d = current
+                break
+            time.sleep(1.0)
+        if not args.json:
+            print(f"{d.phase}: {d.reason}" if d.phase.terminal else "still running (see acr-deploy show)")
+    if args.json:
+        print(json.dumps(deployment_to_dict(d), indent=2))
+    if args.wait and d.phase.terminal and d.phase.value != "succeeded":
+        return 1
+    return 0

@@ -1,0 +1,408 @@
+"""The rollout's decisions, as plain functions over data (no I/O, no clock of their own).
+
+The worker (`shared.services.rollout`) reads the world, asks these functions what to do, does it and
+records the answer. Everything here is unit-tested with plain values.
+
+Phases (flagger-like; see docs/rollout.md for the diagram):
+
+    QUEUED -> CREATING_REVISION -> WAITING_READY -> SMOKE_TESTING -> SHIFTING <-> VERIFYING -> SUCCEEDED
+       |             |                 |                |               |            |
+       +-------------+-----------------+----------------+--> FAILED     +------------+--> ROLLED_BACK
+       +-------------+-----------------+----------------+--> SUPERSEDED (only before the traffic shift)
+
+A manual rollback (kind=rollback) skips CREATING_REVISION: its revision exists already.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any, Iterable, Mapping, Sequence
+
+from shared.domain import traffic
+from shared.domain.model import (
+    AppState,
+    Deployment,
+    DeploymentEvent,
+    DeploymentKind,
+    Phase,
+    RolloutSettings,
+    SmokeCheck,
+    Strategy,
+)
+from shared.errors import ConflictError, InvalidRequestError, NotFoundError
+
+# The service limits a revision name (`<app>--<suffix>`) to 54 characters (app names are at most 32),
+# as Azure/azure-dev#2226 and Altinn/dialogporten#3942 found in practice; suffixes are lowercase
+# letters, digits and single '-', starting with a letter and ending with a letter or digit.
+MAX_REVISION_NAME = 54
+_SUFFIX_HASH_LEN = 8
+
+PRE_SHIFT = frozenset(
+    {Phase.QUEUED, Phase.CREATING_REVISION, Phase.WAITING_READY, Phase.SMOKE_TESTING}
+)
+SHIFTED = frozenset({Phase.SHIFTING, Phase.VERIFYING})
+
+# Which phase may follow which. A transition outside this table is a bug in the worker.
+ALLOWED: dict[Phase, frozenset[Phase]] = {
+    Phase.QUEUED: frozenset(
+        {Phase.CREATING_REVISION, Phase.WAITING_READY, Phase.SUCCEEDED, Phase.FAILED, Phase.SUPERSEDED}
+    ),
+    Phase.CREATING_REVISION: frozenset(
+        {Phase.WAITING_READY, Phase.SUCCEEDED, Phase.FAILED, Phase.SUPERSEDED}
+    ),
+    Phase.WAITING_READY: frozenset({Phase.SMOKE_TESTING, Phase.FAILED, Phase.SUPERSEDED}),
+    Phase.SMOKE_TESTING: frozenset({Phase.SHIFTING, Phase.FAILED, Phase.SUPERSEDED}),
+    Phase.SHIFTING: frozenset({Phase.VERIFYING, Phase.ROLLED_BACK, Phase.FAILED}),
+    Phase.VERIFYING: frozenset(
+        {Phase.SHIFTING, Phase.SUCCEEDED, Phase.ROLLED_BACK, Phase.FAILED}
+    ),
+}
+
+OUTCOME_EVENTS = {
+    Phase.SUCCEEDED: "AcrDeploy.Deployment.Succeeded",
+    Phase.FAILED: "AcrDeploy.Deployment.Failed",
+    Phase.ROLLED_BACK: "AcrDeploy.Deployment.RolledBack",
+}
+
+
+# --------------------------------------------------------------------------- naming
+
+
+def _slug(text: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return re.sub(r"-{2,}", "-", slug)
+
+
+def revision_suffix(app: str, tag: str, digest: str) -> str:
+    """A revisionSuffix made from the tag and digest: readable (`v1-4-2-3f9a0c12`), valid for
+    Container Apps, short enough that `<app>--<suffix>` fits the service's limit, and unique per
+    (tag, digest): the hash covers both, so two tags of one digest, or two digests of one tag,
+    never share a revision. Deterministic, so the revision's name is known before the PATCH."""
+    if not digest:
+        raise ValueError("a digest is required to name a revision")
+    budget = MAX_REVISION_NAME - len(app) - 2
+    if budget < _SUFFIX_HASH_LEN + 1:
+        raise ValueError(f"app name {app!r} leaves no room for a revision suffix")
+    hashed = hashlib.sha256(f"{tag}@{digest}".encode()).hexdigest()[:_SUFFIX_HASH_LEN]
+    slug = _slug(tag)
+    if slug and not slug[0].isalpha():
+        slug = "v" + slug  # suffixes start with a letter; "1.4.2" reads naturally as "v1-4-2"
+    room = budget - _SUFFIX_HASH_LEN - 1
+    slug = slug[:room].rstrip("-")
+    if not slug:
+        return "r" + hashed[: budget - 1]
+    return f"{slug}-{hashed}"
+
+
+def revision_name(app: str, suffix: str) -> str:
+    return f"{app}--{suffix}"
+
+
+_SUFFIX_RE = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
+
+
+def is_valid_suffix(app: str, suffix: str) -> bool:
+    return (
+        bool(_SUFFIX_RE.match(suffix))
+        and "--" not in suffix
+        and len(revision_name(app, suffix)) <= MAX_REVISION_NAME
+    )
+
+
+def rollback_deployment_id(target_key: str, revision: str, at: datetime, requested_by: str) -> str:
+    basis = f"{target_key}|rollback|{revision}|{at.isoformat()}|{requested_by}"
+    return f"{at:%Y%m%d%H%M%S}-{hashlib.sha256(basis.encode()).hexdigest()[:10]}"
+
+
+def digest_of(image: str) -> str:
+    return image.rsplit("@", 1)[1] if "@" in image else ""
+
+
+# --------------------------------------------------------------------------- phases
+
+
+def transition(
+    d: Deployment, phase: Phase, message: str, now: datetime, **data: Any
+) -> tuple[Deployment, DeploymentEvent]:
+    """The deployment in its next phase plus the history line that says why. Terminal phases keep
+    the message as the deployment's `reason`. Raises ValueError for a transition the table forbids."""
+    if phase != d.phase and phase not in ALLOWED.get(d.phase, frozenset()):
+        raise ValueError(f"illegal transition {d.phase} -> {phase} for {d.id}")
+    changes: dict[str, Any] = {"phase": phase, "updated_at": now}
+    if phase.terminal or phase != d.phase:
+        changes["reason"] = message if phase.terminal else d.reason
+    if phase != d.phase:
+        changes["attempts"] = 0
+    return d.evolve(**changes), DeploymentEvent(d.id, now, phase, message, dict(data))
+
+
+def note(d: Deployment, message: str, now: datetime, **data: Any) -> DeploymentEvent:
+    """A history line that is not a phase change (a smoke attempt, a transient error...)."""
+    return DeploymentEvent(d.id, now, d.phase, message, dict(data))
+
+
+def deadline_for(d: Deployment) -> datetime:
+    return d.deadline or d.created_at + timedelta(seconds=d.rollout.deadline_s)
+
+
+def past_deadline(d: Deployment, now: datetime) -> bool:
+    return not d.phase.terminal and now >= deadline_for(d)
+
+
+def outcome_event(d: Deployment) -> str | None:
+    """The CloudEvent type to publish for a finished deployment (None: nothing to announce).
+    A manual rollback that succeeded is announced as a rollback."""
+    if d.phase == Phase.SUCCEEDED and d.kind == DeploymentKind.ROLLBACK:
+        return OUTCOME_EVENTS[Phase.ROLLED_BACK]
+    return OUTCOME_EVENTS.get(d.phase)
+
+
+# --------------------------------------------------------------------------- taking the app
+
+
+def is_newer(a: str, b: str) -> bool:
+    """Deployment ids start with the push time (`YYYYmmddHHMMSS-<hash>`), so their order is the
+    order of the pushes; the hash only breaks ties within a second (deterministically)."""
+    return a > b
+
+
+class Claim(str, Enum):
+    TAKE = "take"  # the app is free (or held by a finished deployment): take it
+    MINE = "mine"  # already held by this deployment (a redelivered message)
+    WAIT = "wait"  # an older rollout holds it: wait for it to finish or yield
+    SUPERSEDED = "superseded"  # a newer push exists: this one never starts / stops before shifting
+
+
+@dataclass(frozen=True)
+class ClaimDecision:
+    claim: Claim
+    other: str = ""  # the deployment holding the app / superseding this one
+
+
+def decide_claim(d: Deployment, state: AppState | None, holder: Deployment | None) -> ClaimDecision:
+    """May `d` hold the app now? `holder` is the deployment named by `state.active_deployment_id`
+    (None when it is unset or no longer exists). Newest push wins, except that a rollout already
+    moving traffic is never interrupted: the newer one waits for it."""
+    active = state.active_deployment_id if state else ""
+    pending = state.pending_deployment_id if state else ""
+    if active == d.id:
+        return ClaimDecision(Claim.MINE)
+    if pending and pending != d.id and is_newer(pending, d.id):
+        return ClaimDecision(Claim.SUPERSEDED, pending)
+    live = state.live_deployment_id if state else ""
+    # A late, out-of-order push must not replace a newer live one. (A manual rollback is the
+    # operator's explicit wish: it never yields to what is live.)
+    if d.kind == DeploymentKind.PUSH and live and live != d.id and is_newer(live, d.id):
+        return ClaimDecision(Claim.SUPERSEDED, live)
+    if not active or holder is None or holder.phase.terminal:
+        return ClaimDecision(Claim.TAKE)
+    if is_newer(active, d.id):
+        return ClaimDecision(Claim.SUPERSEDED, active)
+    return ClaimDecision(Claim.WAIT, active)
+
+
+def superseded_by(d: Deployment, state: AppState | None) -> str:
+    """While `d` holds the app before its traffic shift: the id of a newer deployment waiting for
+    the app ("" = carry on). Once traffic moves, the rollout finishes first."""
+    if d.phase not in PRE_SHIFT or state is None:
+        return ""
+    for other in (state.pending_deployment_id, state.active_deployment_id):
+        if other and other != d.id and is_newer(other, d.id):
+            return other
+    return ""
+
+
+def claimed(state: AppState, d: Deployment, now: datetime) -> AppState:
+    from dataclasses import replace
+
+    pending = "" if state.pending_deployment_id == d.id else state.pending_deployment_id
+    return replace(state, active_deployment_id=d.id, pending_deployment_id=pending, updated_at=now)
+
+
+def released(state: AppState, d: Deployment, now: datetime, live: Mapping[str, Any] | None = None) -> AppState:
+    """The app state once `d` has ended: the app is free, its digest no longer in flight, and (when
+    it went live) the live fields describe it. `live` carries revision/image/digest/tag."""
+    from dataclasses import replace
+
+    changes: dict[str, Any] = {
+        "inflight_digests": tuple(x for x in state.inflight_digests if x != d.digest),
+        "last_deployment_id": d.id,
+        "last_phase": d.phase.value,
+        "updated_at": now,
+    }
+    if state.active_deployment_id == d.id:
+        changes["active_deployment_id"] = ""
+    if state.pending_deployment_id == d.id:
+        changes["pending_deployment_id"] = ""
+    if live:
+        changes.update(
+            live_deployment_id=d.id,
+            live_revision=live["revision"],
+            live_image=live.get("image", ""),
+            live_digest=live.get("digest", ""),
+            live_tag=live.get("tag", ""),
+            live_since=now,
+        )
+        if d.environment:
+            changes["environment"] = d.environment
+    return replace(state, **changes)
+
+
+# --------------------------------------------------------------------------- traffic plan
+
+
+def shift_steps(settings: RolloutSettings) -> tuple[int, ...]:
+    """Traffic percentages for the new revision, step by step, always ending at 100."""
+    if settings.strategy != Strategy.CANARY:
+        return (100,)
+    steps = tuple(sorted({int(s) for s in settings.steps if 0 < int(s) <= 100}))
+    return steps if steps and steps[-1] == 100 else steps + (100,)
+
+
+def verify_checks(settings: RolloutSettings) -> tuple[SmokeCheck, ...]:
+    """Checks against the app's URL after each shift: the rule's, else its smoke checks (so a canary
+    is never promoted unobserved)."""
+    return settings.verify or settings.smoke or (SmokeCheck(),)
+
+
+def smoke_checks(settings: RolloutSettings) -> tuple[SmokeCheck, ...]:
+    return settings.smoke or (SmokeCheck(),)
+
+
+# --------------------------------------------------------------------------- check runs
+
+
+class Verdict(str, Enum):
+    AGAIN = "again"  # attempt the (next) check now
+    RETRY = "retry"  # the last attempt failed: wait the back-off, then attempt again
+    PASSED = "passed"  # every check reached its consecutive passes
+    FAILED = "failed"  # a check ran out of retries
+
+
+@dataclass(frozen=True)
+class CheckRun:
+    """Progress through a list of checks: the current check, its consecutive passes and failures."""
+
+    index: int = 0
+    passes: int = 0
+    failures: int = 0
+    attempts: int = 0  # all attempts so far (bounds the loop)
+
+    def to_dict(self) -> dict[str, int]:
+        return {"index": self.index, "passes": self.passes, "failures": self.failures, "attempts": self.attempts}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> "CheckRun":
+        data = data or {}
+        return cls(*(int(data.get(k, 0)) for k in ("index", "passes", "failures", "attempts")))
+
+
+def after_attempt(run: CheckRun, checks: Sequence[SmokeCheck], ok: bool) -> tuple[CheckRun, Verdict]:
+    """Count one attempt of `checks[run.index]`. A check passes after `consecutive_passes` passes in
+    a row; a failure resets that count, and more than `retries` failures fail the whole run."""
+    check = checks[run.index]
+    attempts = run.attempts + 1
+    if ok:
+        passes = run.passes + 1
+        if passes >= max(check.consecutive_passes, 1):
+            if run.index + 1 >= len(checks):
+                return CheckRun(run.index, passes, run.failures, attempts), Verdict.PASSED
+            return CheckRun(run.index + 1, 0, 0, attempts), Verdict.AGAIN
+        return CheckRun(run.index, passes, run.failures, attempts), Verdict.AGAIN
+    failures = run.failures + 1
+    if failures > max(check.retries, 0):
+        return CheckRun(run.index, 0, failures, attempts), Verdict.FAILED
+    return CheckRun(run.index, 0, failures, attempts), Verdict.RETRY
+
+
+def backoff_s(check: SmokeCheck, failures: int, cap: float = 60.0) -> float:
+    """Exponential back-off after the `failures`-th failure (1-based)."""
+    return min(max(check.backoff_s, 0.0) * (2 ** max(failures - 1, 0)), cap)
+
+
+# --------------------------------------------------------------------------- revisions
+
+
+def deactivation_plan(
+    revisions: Iterable[Any], live: str, previous: Mapping[str, int], keep_previous: int
+) -> list[str]:
+    """Which active revisions to deactivate once `live` serves everything: all except `live`, the
+    `keep_previous` most useful earlier ones (those that served before, heaviest then newest, then
+    other recent ones) kept warm for an instant rollback, and anything labelled or still receiving
+    traffic (someone else's business). `revisions` are RevisionInfo-like objects."""
+    candidates = [
+        r for r in revisions
+        if r.active and r.name != live and not getattr(r, "labels", ()) and r.traffic_weight == 0
+    ]
+    ranked = sorted(
+        candidates,
+        key=lambda r: (-previous.get(r.name, 0), r.name not in previous, -_ts(r)),
+    )
+    keep = {r.name for r in ranked[: max(keep_previous, 0)] if not getattr(r, "failed", False)}
+    return [r.name for r in candidates if r.name not in keep]
+
+
+def _ts(revision: Any) -> float:
+    created = getattr(revision, "created", None)
+    return created.timestamp() if created else 0.0
+
+
+def live_revision(weights: Mapping[str, int]) -> str:
+    """The revision with the most traffic ("" when nothing serves); earlier entries win ties."""
+    best, weight = "", 0
+    for name, w in weights.items():
+        if w > weight:
+            best, weight = name, w
+    return best
+
+
+def normalise_revision(app: str, name: str) -> str:
+    """Accept a full revision name or just its suffix."""
+    name = (name or "").strip()
+    if not name:
+        return ""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", name):
+        raise InvalidRequestError(f"{name!r} is not a revision name (lowercase letters, digits and '-')")
+    return name if name.startswith(f"{app}--") else revision_name(app, name)
+
+
+def rollback_target(
+    app: str, revisions: Sequence[Any], weights: Mapping[str, int], requested: str = ""
+) -> Any:
+    """The revision a manual rollback returns to: the named one, or the newest revision created
+    before the one serving now that did not fail (active ones first: they switch instantly).
+    Raises NotFoundError / ConflictError with the reason a release manager can act on."""
+    current = live_revision(weights)
+    by_name = {r.name: r for r in revisions}
+    if requested:
+        name = normalise_revision(app, requested)
+        target = by_name.get(name)
+        if target is None:
+            raise NotFoundError(f"app {app} has no revision {name}")
+        if target.failed or (target.active and target.health_state.lower() == "unhealthy"):
+            raise ConflictError(f"revision {name} is not healthy (provisioning {target.provisioning_state}, "
+                                f"running {target.running_state}); refusing to send traffic to it")
+        if weights.get(name, 0) == 100:
+            raise ConflictError(f"revision {name} already serves all traffic of {app}")
+        return target
+    now_rev = by_name.get(current)
+    cutoff = getattr(now_rev, "created", None)
+    older = [
+        r for r in revisions
+        if r.name != current and not r.failed
+        and not (r.active and r.health_state.lower() == "unhealthy")
+        and (cutoff is None or r.created is None or _ts(r) < cutoff.timestamp())
+    ]
+    if not older:
+        raise ConflictError(f"app {app} has no earlier healthy revision to roll back to")
+    older.sort(key=lambda r: (r.active, _ts(r)), reverse=True)
+    return older[0]
+
+
+def rollback_table(d: Deployment) -> dict[str, int]:
+    """Traffic after a failed shift: back to what served before, without the new revision."""
+    return traffic.restore(d.previous_traffic, exclude=d.revision)

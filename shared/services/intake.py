@@ -1,0 +1,262 @@
+"""Intake: one Event Grid delivery in, deployments recorded and enqueued, answered fast.
+
+Per event: parse + validate (pure) → trust (pure) → plan targets (the rule book) → per target:
+read the app's state row (1 round trip) → decide (pure) → **enqueue the start message first**
+(round trip 2) → record deployment + first event + new state in one Table transaction (round trip 3).
+
+Why enqueue first: if the process dies after the enqueue, the message carries the whole deployment
+and the worker records it (`ensure_recorded`); if it dies before, nothing was written and Event Grid
+redelivers. Recording first would leave a deployment nobody ever rolls out.
+
+Bad input never raises (it is recorded as ignored/rejected/skipped and acknowledged). Storage
+failures do raise: then a redelivery is exactly what helps, and the deterministic deployment id
+makes it collapse into the same deployment.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, Iterable
+
+from shared.domain.events import IMAGE_PUSHED, NotDeployable, parse_event, parse_time
+from shared.domain.intake_policy import Candidate, Verdict, decide
+from shared.domain.model import (
+    Deployment, DeploymentEvent, IgnoredEvent, ImagePush, Phase, PlannedDeployment, start_message,
+    utcnow,
+)
+from shared.domain.trust import TrustedRegistry, trusted_registries, untrusted_reason
+from shared.ports import ConcurrencyError, DeploymentRepository, RolloutQueue
+
+log = logging.getLogger("acr_deploy.intake")
+
+MAX_ATTEMPTS = 5  # per target: re-read and decide again after a lost ETag race, then give up (raise)
+
+
+@dataclass
+class TargetOutcome:
+    app: str
+    target: str  # Target.key
+    verdict: str  # accepted | recorded | duplicate | older
+    reason: str
+    deployment_id: str
+
+    def to_dict(self) -> dict[str, str]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class IntakeResult:
+    """What happened to one event (JSON-able for logs, tests and the webhook's answer)."""
+
+    outcome: str  # accepted | ignored | rejected | skipped
+    reason: str
+    event_id: str = ""
+    image: str = ""
+    targets: list[TargetOutcome] = field(default_factory=list)
+    validation_code: str = ""  # SubscriptionValidation: echo as {"validationResponse": code}
+
+    @property
+    def accepted(self) -> list[str]:
+        return [t.deployment_id for t in self.targets if t.verdict == "accepted"]
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "outcome": self.outcome, "reason": self.reason, "event_id": self.event_id,
+            "image": self.image, "targets": [t.to_dict() for t in self.targets],
+            "accepted": self.accepted,
+        }
+        if self.validation_code:
+            data["validation_response"] = {"validationResponse": self.validation_code}
+        return data
+
+
+class IntakeService:
+    def __init__(self, settings: Any, rules: Any, store: DeploymentRepository, queue: RolloutQueue,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.settings = settings
+        self.rules = rules
+        self.store = store
+        self.queue = queue
+        self.clock = clock
+        self._trusted: tuple[TrustedRegistry, ...] | None = None
+
+    # ------------------------------------------------------------------ entry points
+    def handle_batch(self, events: Iterable[Any]) -> list[IntakeResult]:
+        """A delivered array (HTTP webhook): each event on its own; one bad event spoils nothing."""
+        if not isinstance(events, list):
+            return [self.handle(events)]
+        return [self.handle(event) for event in events[:1000]]  # Event Grid batches hold ≤ 5,000
+
+    def handle(self, raw: Any) -> IntakeResult:
+        parsed = parse_event(raw)
+        if isinstance(parsed, NotDeployable):
+            return self._dismiss(parsed, raw)
+        push: ImagePush = parsed
+        reason = untrusted_reason(push.event_source, push.registry, self.trusted())
+        if reason:
+            return self._dismiss_push(push, "rejected", reason)
+        plan = self.rules.plan(push)
+        planned = list(getattr(plan, "deployments", None) or [])
+        if not planned:
+            return self._dismiss_push(push, "ignored", _no_target_reason(push, plan))
+        targets = [self._admit(p) for p in planned]
+        if any(t.verdict == "accepted" for t in targets):
+            outcome, reason = "accepted", f"{len([t for t in targets if t.verdict == 'accepted'])} deployment(s) queued"
+        elif all(t.verdict == "recorded" for t in targets):
+            outcome, reason = "accepted", "already recorded (redelivery)"
+        else:
+            outcome, reason = "skipped", "; ".join(t.reason for t in targets)
+        return IntakeResult(outcome, reason, push.event_id, push.image, targets)
+
+    def trusted(self) -> tuple[TrustedRegistry, ...]:
+        if self._trusted is None:
+            from_rules: Iterable[Any] = ()
+            getter = getattr(self.rules, "trusted_registries", None)
+            if getter is not None:
+                from_rules = getter() or ()
+            self._trusted = trusted_registries([*getattr(self.settings, "registries", ()), *from_rules])
+        return self._trusted
+
+    # ------------------------------------------------------------------ per target
+    def _admit(self, plan: PlannedDeployment) -> TargetOutcome:
+        now = self.clock()
+        deployment = Deployment.from_plan(plan, now)
+        if plan.allow_downgrade:
+            deployment.data["allow_downgrade"] = True
+        first = DeploymentEvent(
+            deployment_id=deployment.id, at=now, phase=Phase.QUEUED,
+            message=(f"queued {plan.push.repository}:{plan.push.tag} for {plan.target.app} "
+                     f"(rule {plan.rule}, {plan.source}); pushed by {plan.push.actor or 'unknown'}"),
+            data={"event_id": plan.push.event_id, "event_source": plan.push.event_source,
+                  "schema": plan.push.schema, "media_type": plan.push.media_type},
+        )
+        outcome = _record(self.store, Candidate.from_plan(plan), deployment, first, now,
+                          before_write=lambda: self.queue.send(start_message(deployment)))
+        verdict, reason = outcome
+        if verdict in (Verdict.DUPLICATE, Verdict.OLDER):
+            self._record_ignored(_skip_record(plan.push, plan.target.app, reason))
+        log.info("intake %s: %s -> %s: %s (%s)", plan.push.event_id[:64], plan.push.image[:200],
+                 plan.target.app, verdict, deployment.id)
+        label = "accepted" if verdict == Verdict.ACCEPT else str(verdict)
+        return TargetOutcome(plan.target.app, plan.target.key, label, reason, deployment.id)
+
+    # ------------------------------------------------------------------ dismissals
+    def _dismiss(self, parsed: NotDeployable, raw: Any) -> IntakeResult:
+        at = None
+        if isinstance(raw, dict):
+            at = parse_time(raw.get("eventTime")) or parse_time(raw.get("time"))
+        item = IgnoredEvent(
+            at=at or self.clock(), outcome=parsed.outcome, reason=parsed.reason,
+            event_id=parsed.event_id, event_type=parsed.event_type, registry=parsed.registry,
+            repository=parsed.repository, tag=parsed.tag, digest=parsed.digest,
+        )
+        self._record_ignored(item)
+        log.info("intake %s: %s (%s)", parsed.event_id[:64] or "-", parsed.outcome, parsed.reason)
+        return IntakeResult(parsed.outcome, parsed.reason, parsed.event_id,
+                            validation_code=parsed.validation_code)
+
+    def _dismiss_push(self, push: ImagePush, outcome: str, reason: str) -> IntakeResult:
+        item = IgnoredEvent(
+            at=push.event_time, outcome=outcome, reason=reason, event_id=push.event_id,
+            event_type=IMAGE_PUSHED, registry=push.registry, repository=push.repository,
+            tag=push.tag, digest=push.digest,
+        )
+        self._record_ignored(item)
+        log.info("intake %s: %s %s (%s)", push.event_id[:64], outcome, push.image[:200], reason)
+        return IntakeResult(outcome, reason, push.event_id, push.image)
+
+    def _record_ignored(self, item: IgnoredEvent) -> None:
+        """Best effort: the outcome is already decided and logged; a failed write must not make
+        Event Grid redeliver an event we will dismiss again."""
+        try:
+            self.store.record_ignored(item)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("could not record %s event %s: %s", item.outcome, item.event_id[:64],
+                        type(exc).__name__)
+
+
+def _no_target_reason(push: ImagePush, plan: Any) -> str:
+    explain = getattr(plan, "reason", None)
+    if callable(explain):  # the rule book's own one-line explanation
+        text = explain()
+        if isinstance(text, str) and text:
+            return f"no rule deploys {push.repository}:{push.tag}: {text}"[:1000]
+    reason = f"no rule deploys {push.repository}:{push.tag}"
+    details = []
+    for decision in list(getattr(plan, "decisions", None) or [])[:5]:
+        text = getattr(decision, "reason", None)
+        text = text if isinstance(text, str) else str(decision)
+        name = getattr(decision, "rule", None)
+        details.append(f"{name}: {text}" if isinstance(name, str) and name else text)
+    if details:
+        reason += " (" + "; ".join(d[:200] for d in details) + ")"
+    return reason[:1000]
+
+
+def _skip_record(push: ImagePush, app: str, reason: str) -> IgnoredEvent:
+    return IgnoredEvent(
+        at=push.event_time, outcome="skipped", reason=reason, event_id=push.event_id,
+        event_type=IMAGE_PUSHED, registry=push.registry, repository=push.repository,
+        tag=push.tag, digest=push.digest, app=app,
+    )
+
+
+def _record(store: DeploymentRepository, candidate: Candidate, deployment: Deployment,
+            first: DeploymentEvent, now: datetime,
+            before_write: Callable[[], None] | None = None) -> tuple[Verdict, str]:
+    """Read state, decide, (enqueue), write; on a lost race re-read and decide again (bounded).
+    Returns the final verdict and its reason; raises ConcurrencyError only when every attempt lost."""
+    sent = False
+    last_error: ConcurrencyError | None = None
+    for _ in range(MAX_ATTEMPTS):
+        state = store.get_app_state(candidate.target)
+        decision = decide(candidate, state, now)
+        if decision.verdict != Verdict.ACCEPT:
+            return decision.verdict, decision.reason
+        if before_write is not None and not sent:
+            before_write()
+            sent = True
+        try:
+            store.create_deployment(deployment, first, decision.state)
+            return Verdict.ACCEPT, "accepted"
+        except ConcurrencyError as exc:
+            last_error = exc
+            # The same event delivered concurrently computes the same id: if it is recorded, stop.
+            if store.get_deployment(deployment.id) is not None:
+                return Verdict.RECORDED, f"deployment {deployment.id} is already recorded"
+    raise ConcurrencyError(
+        f"app state of {candidate.target.app} kept changing; gave up after {MAX_ATTEMPTS} attempts"
+    ) from last_error
+
+
+def ensure_recorded(store: DeploymentRepository, deployment: Deployment) -> Deployment | None:
+    """For the rollout worker: a start message names a deployment the store does not have (intake
+    died between enqueue and its table write, or lost a race after enqueueing). Re-apply the same
+    decision and record it; return the stored deployment, or None when it is now a duplicate or an
+    older version (recorded as skipped; the worker drops the message)."""
+    existing = store.get_deployment(deployment.id)
+    if existing is not None:
+        return existing
+    now = utcnow()
+    fresh = deployment.evolve(phase=Phase.QUEUED, etag=None, updated_at=now)
+    first = DeploymentEvent(
+        deployment_id=fresh.id, at=now, phase=Phase.QUEUED,
+        message=(f"queued {fresh.repository}:{fresh.tag} for {fresh.target.app} (recorded by the "
+                 "rollout worker: intake stopped after enqueueing)"),
+        data={"event_id": fresh.event_id, "recovered": True},
+    )
+    verdict, reason = _record(store, Candidate.from_deployment(fresh), fresh, first, now)
+    if verdict in (Verdict.ACCEPT, Verdict.RECORDED):
+        return store.get_deployment(fresh.id)
+    try:
+        store.record_ignored(IgnoredEvent(
+            at=fresh.created_at, outcome="skipped", reason=reason, event_id=fresh.event_id,
+            event_type=IMAGE_PUSHED, registry=fresh.registry, repository=fresh.repository,
+            tag=fresh.tag, digest=fresh.digest, app=fresh.target.app,
+        ))
+    except Exception as exc:  # noqa: BLE001 - the verdict stands; the record is best effort
+        log.warning("could not record skipped deployment %s: %s", fresh.id, type(exc).__name__)
+    log.info("recovery of %s: %s (%s)", fresh.id, verdict, reason)
+    return None

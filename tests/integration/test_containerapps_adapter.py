@@ -1,0 +1,165 @@
+"""ContainerAppsAdapter through the real azure-mgmt-appcontainers client against the emulator."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from shared.adapters.containerapps import ContainerAppsAdapter, PermanentAzureError, TransientAzureError
+from shared.adapters.credentials import LocalEmulatorCredential, get_arm_credential
+from shared.domain.model import Target
+from shared.settings import Settings
+
+SUB = "00000000-0000-0000-0000-000000000000"
+
+
+def _name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+def rg(emulator):
+    name = _name("rg")
+    emulator.control.seed({"subscriptionId": SUB, "resourceGroups": [
+        {"name": name, "location": "westeurope", "environments": [{"name": "env"}]}]})
+    yield name
+    emulator.control.clear_faults()
+
+
+def seed_app(emulator, rg: str, mode: str = "Multiple", containers=None, tags=None) -> Target:
+    app = _name("app")
+    entry = {"name": app, "environment": "env", "activeRevisionsMode": mode,
+             "image": "reg.io/app:1.0.0", "revisionSuffix": "first", "tags": tags or {}}
+    if containers:
+        entry["containers"] = containers
+    emulator.control.seed({"subscriptionId": SUB, "resourceGroups": [
+        {"name": rg, "location": "westeurope", "environments": [{"name": "env"}], "apps": [entry]}]})
+    return Target(SUB, rg, app)
+
+
+@pytest.fixture
+def adapter(emulator, rg):
+    settings = Settings.from_env({
+        "ACR_DEPLOY_ARM_ENDPOINT": emulator.base_url, "ACR_DEPLOY_ARM_CA_BUNDLE": emulator.ca_path,
+        "ACR_DEPLOY_ARM_CREDENTIAL": "emulator", "ACR_DEPLOY_SUBSCRIPTION_ID": SUB,
+        "ACR_DEPLOY_RESOURCE_GROUP": rg,
+    })
+    ca = ContainerAppsAdapter.from_settings(settings, get_arm_credential(settings), poll_interval_s=0.05)
+    yield ca
+    ca.close()
+
+
+DIGEST = "sha256:" + "1" * 64
+
+
+def test_get_app_resolves_traffic_and_revisions(emulator, rg, adapter):
+    target = seed_app(emulator, rg)
+    info = adapter.get_app(target)
+    assert info.revisions_mode == "Multiple"
+    assert info.traffic == {f"{target.app}--first": 100}  # latestRevision resolved to a name
+    assert info.fqdn.startswith("localhost:")
+    (rev,) = info.revisions
+    assert rev.ready and rev.active and rev.image == "reg.io/app:1.0.0" and rev.created is not None
+
+
+def test_create_revision_pins_traffic_and_is_idempotent(emulator, rg, adapter):
+    target = seed_app(emulator, rg)
+    first = f"{target.app}--first"
+    image = f"reg.io/app@{DIGEST}"
+    name = adapter.create_revision(target, image, "v2-abcdef12", {first: 100})
+    assert name == f"{target.app}--v2-abcdef12"
+    assert adapter.create_revision(target, image, "v2-abcdef12", {first: 100}) == name  # no second PATCH effect
+    rev = adapter.get_revision(target, name)
+    assert rev is not None and rev.image == image
+    dump = emulator.control.app(target.app)
+    assert dump["traffic"] == {first: 100}  # the new revision starts at 0 %
+    assert [r["name"] for r in dump["revisions"]] == [first, name]
+    assert adapter.get_revision(target, f"{target.app}--nope") is None
+
+
+def test_traffic_and_activation(emulator, rg, adapter):
+    target = seed_app(emulator, rg)
+    first = f"{target.app}--first"
+    name = adapter.create_revision(target, f"reg.io/app@{DIGEST}", "v2", {first: 100})
+    for _ in range(50):  # bounded: zero provisioning delay settles on the next request
+        if adapter.get_revision(target, name).ready:
+            break
+    adapter.set_traffic(target, {first: 90, name: 10})
+    assert emulator.control.app(target.app)["traffic"] == {first: 90, name: 10}
+    assert adapter.get_app(target).traffic == {first: 90, name: 10}
+    with pytest.raises(PermanentAzureError) as refused:  # it still has traffic
+        adapter.set_revision_active(target, first, False)
+    assert refused.value.status == 400 and "ContainerAppRevisionHasTraffic" in str(refused.value)
+    adapter.set_traffic(target, {name: 100})
+    adapter.set_revision_active(target, first, False)
+    assert not adapter.get_revision(target, first).active
+    adapter.set_revision_active(target, first, True)
+    assert adapter.get_revision(target, first).active
+
+
+def test_multi_container_apps_update_the_named_container_only(emulator, rg, adapter):
+    containers = [{"name": "web", "image": "reg.io/web:1"}, {"name": "sidecar", "image": "reg.io/side:1"}]
+    target = seed_app(emulator, rg, containers=containers)
+    with pytest.raises(PermanentAzureError, match="must name the container"):
+        adapter.create_revision(target, f"reg.io/web@{DIGEST}", "v2", {f"{target.app}--first": 100})
+    with pytest.raises(PermanentAzureError, match="no container named api"):
+        adapter.create_revision(Target(SUB, rg, target.app, "api"), "x", "v2", {})
+    named = Target(SUB, rg, target.app, "web")
+    name = adapter.create_revision(named, f"reg.io/web@{DIGEST}", "v2", {f"{target.app}--first": 100})
+    images = {c["name"]: c["image"] for c in
+              adapter._get_raw(named)["properties"]["template"]["containers"]}
+    assert images == {"web": f"reg.io/web@{DIGEST}", "sidecar": "reg.io/side:1"}
+    assert name.endswith("--v2")
+
+
+def test_single_mode_switch_in_the_same_patch(emulator, rg, adapter):
+    target = seed_app(emulator, rg, mode="Single")
+    assert adapter.get_app(target).revisions_mode == "Single"
+    first = f"{target.app}--first"
+    name = adapter.create_revision(target, f"reg.io/app@{DIGEST}", "v2", {first: 100}, switch_to_multiple=True)
+    info = adapter.get_app(target)
+    assert info.revisions_mode == "Multiple"
+    assert info.traffic == {first: 100}
+    assert name in {r.name for r in info.revisions}
+
+
+def test_errors_map_to_transient_and_permanent(emulator, rg, adapter):
+    with pytest.raises(PermanentAzureError) as missing:
+        adapter.get_app(Target(SUB, rg, "no-such-app"))
+    assert missing.value.status == 404 and missing.value.__cause__ is not None
+    target = seed_app(emulator, rg)
+    with pytest.raises(PermanentAzureError) as bad:
+        adapter.set_traffic(target, {f"{target.app}--first": 60})
+    assert bad.value.status == 400 and "100" in str(bad.value)
+    emulator.control.add_faults("429", count=10, retry_after=0)
+    try:
+        with pytest.raises(TransientAzureError) as busy:
+            adapter.get_app(target)
+        assert "429" in str(busy.value) and busy.value.retry_after_s == 0
+    finally:
+        emulator.control.clear_faults()
+    emulator.control.add_faults("500", every=5)
+    try:  # the SDK's short retry absorbs an occasional 500
+        for _ in range(6):
+            assert adapter.get_app(target).traffic
+    finally:
+        emulator.control.clear_faults()
+
+
+def test_list_tagged_apps_finds_only_acr_deploy_tags(emulator, rg, adapter):
+    tagged = seed_app(emulator, rg, tags={"acr-deploy.repository": "orders-api", "team": "a"})
+    seed_app(emulator, rg, tags={"team": "b"})
+    found = adapter.list_tagged_apps()
+    assert [a.target.app for a in found] == [tagged.app]
+    assert found[0].tags["acr-deploy.repository"] == "orders-api"
+    assert found[0].target == Target(SUB, rg, tagged.app)
+
+
+def test_credentials():
+    token = LocalEmulatorCredential().get_token("https://management.azure.com/.default")
+    assert token.token == "local-emulator-token"
+    assert LocalEmulatorCredential().get_token_info("scope").expires_on > 0
+    with pytest.raises(ValueError, match="only with the local emulator"):
+        get_arm_credential(Settings.from_env({"ACR_DEPLOY_ARM_CREDENTIAL": "emulator"}))
+    assert type(get_arm_credential(Settings.from_env({}))).__name__ == "DefaultAzureCredential"
