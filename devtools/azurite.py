@@ -57,6 +57,11 @@ class Azurite:
             f"TableEndpoint={base}:{self.table_port}/{DEV_ACCOUNT}"
         )
 
+    @property
+    def process(self) -> subprocess.Popen | None:
+        """The running Azurite process (for supervisors that track pids), or None."""
+        return self._proc
+
     def start(self, timeout_s: float = 30.0) -> "Azurite":
         self.blob_port = self.blob_port or free_port(self.host)
         self.queue_port = self.queue_port or free_port(self.host)

@@ -59,7 +59,9 @@ class Container:
     def rules(self):  # the loaded rule set (fails loudly at start-up when broken)
         from shared.services.rulesource import RuleBook
 
-        return RuleBook.from_settings(self.settings, directory=self.container_apps)
+        # Tag discovery needs ARM; without discovery resource groups it is off, so don't build it.
+        directory = self.container_apps if self.settings.discovery_resource_groups else None
+        return RuleBook.from_settings(self.settings, directory=directory)
 
     @cached_property
     def intake(self):

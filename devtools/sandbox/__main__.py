@@ -63,9 +63,8 @@ def cmd_env(args: argparse.Namespace) -> int:
 
     endpoints = read_endpoints(_sandbox_dir(args))
     url, key = endpoints["function_url"], endpoints["function_key"]
-    # history/show/apps read ACR_DEPLOY_API_*; send-event reads ACR_DEPLOY_FUNCTION_*.
-    for name, value in (("ACR_DEPLOY_API_URL", f"{url}/api"), ("ACR_DEPLOY_API_KEY", key),
-                        ("ACR_DEPLOY_FUNCTION_URL", url), ("ACR_DEPLOY_FUNCTION_KEY", key)):
+    # history/show/apps and send-event all read ACR_DEPLOY_FUNCTION_URL / _KEY.
+    for name, value in (("ACR_DEPLOY_FUNCTION_URL", url), ("ACR_DEPLOY_FUNCTION_KEY", key)):
         print(f"export {name}={shlex.quote(value)}")
     return 0
 

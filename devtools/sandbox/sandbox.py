@@ -165,7 +165,7 @@ class Sandbox:
             azurite.start(timeout_s=self.timeout_s)
         except (OSError, TimeoutError) as exc:
             raise SandboxError(f"azurite did not start: {exc} (log: {self.log('azurite')})") from exc
-        self.procs.adopt("azurite", azurite._proc.pid, popen=azurite._proc)
+        self.procs.adopt("azurite", azurite.process.pid, popen=azurite.process)
 
         # 2. The Container Apps emulator, seeded with the sample environment and apps
         self.echo("starting the Container Apps emulator ...")

@@ -1,8 +1,8 @@
 """`acr-deploy history [APP]`, `acr-deploy show ID`, `acr-deploy apps`: the history, for people.
 
 Data comes from the Table store directly (settings from the environment over ./local.settings.json)
-or, with `--api URL` / ACR_DEPLOY_API_URL, from the function app's HTTP API (key in
-ACR_DEPLOY_API_KEY, a client-side variable). Both go through the same API shapes, so the output is
+or, with `--url URL` / ACR_DEPLOY_FUNCTION_URL, from the function app's HTTP API (key in
+ACR_DEPLOY_FUNCTION_KEY; client-side variables shared with `send-event`, not app settings). Both go through the same API shapes, so the output is
 identical. Readable tables by default; `--json` and `--csv` for scripts.
 """
 
@@ -71,19 +71,21 @@ def _common(parser: argparse.ArgumentParser) -> None:
     out = parser.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="JSON, as the HTTP API returns it")
     out.add_argument("--csv", action="store_true", help="CSV with a header row")
-    parser.add_argument("--api", metavar="URL",
-                        help="read through the HTTP API (e.g. https://<app>.azurewebsites.net/api); "
-                             "default: $ACR_DEPLOY_API_URL, else the Table store from local settings")
+    parser.add_argument("--url", "--api", dest="url", metavar="URL",
+                        help="read through the function app's HTTP API (e.g. https://<app>.azurewebsites.net); "
+                             "default: $ACR_DEPLOY_FUNCTION_URL, else the Table store from local settings")
 
 
 # ---------------------------------------------------------------------- data sources
 
 
 class ApiSource:
-    """The function app's HTTP API (function key in ACR_DEPLOY_API_KEY)."""
+    """The function app's HTTP API (function key in ACR_DEPLOY_FUNCTION_KEY)."""
 
     def __init__(self, base_url: str, key: str | None) -> None:
-        self.base_url = base_url.rstrip("/")
+        base = base_url.rstrip("/")
+        # Accept the function app's URL (as send-event does) or its /api prefix.
+        self.base_url = base if base.endswith("/api") else f"{base}/api"
         self.key = key
 
     def get(self, path: str, params: dict[str, str]) -> tuple[int, Any]:
@@ -125,9 +127,9 @@ class StoreSource:
 
 
 def _source(args: argparse.Namespace) -> ApiSource | StoreSource:
-    url = args.api or os.environ.get("ACR_DEPLOY_API_URL")
+    url = args.url or os.environ.get("ACR_DEPLOY_FUNCTION_URL")
     if url:
-        return ApiSource(url, os.environ.get("ACR_DEPLOY_API_KEY"))
+        return ApiSource(url, os.environ.get("ACR_DEPLOY_FUNCTION_KEY"))
     return StoreSource()
 
 

@@ -34,7 +34,7 @@ def seeded(storage_connection_string, table_prefix, monkeypatch, tmp_path):
         "AzureWebJobsStorage": storage_connection_string, "ACR_DEPLOY_TABLE_PREFIX": table_prefix}}))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("COLUMNS", "200")  # rich folds cells to the terminal width
-    for name in ("AzureWebJobsStorage", "ACR_DEPLOY_TABLE_PREFIX", "ACR_DEPLOY_API_URL", "ACR_DEPLOY_API_KEY"):
+    for name in ("AzureWebJobsStorage", "ACR_DEPLOY_TABLE_PREFIX", "ACR_DEPLOY_FUNCTION_URL", "ACR_DEPLOY_FUNCTION_KEY"):
         monkeypatch.delenv(name, raising=False)
     yield store
     store.delete_table()
@@ -100,11 +100,14 @@ def test_history_through_the_http_api(seeded, capsys, monkeypatch):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        monkeypatch.setenv("ACR_DEPLOY_API_KEY", "k-123")
+        monkeypatch.setenv("ACR_DEPLOY_FUNCTION_KEY", "k-123")
         url = f"http://127.0.0.1:{server.server_address[1]}/api"
         code, out, _ = run(capsys, "history", "orders-api", "--json", "--api", url)
         assert code == 0 and len(json.loads(out)["items"]) == 3
         assert seen_keys == ["k-123"]
+        # The function app's base URL (as send-event takes it) works too: /api is added.
+        code, out, _ = run(capsys, "apps", "--json", "--url", url.removesuffix("/api"))
+        assert code == 0 and sorted(a["app"] for a in json.loads(out)["items"]) == ["billing", "orders-api"]
         code, _, err = run(capsys, "history", "--limit", "999", "--api", url)
         assert code == 2 and "limit" in err
     finally:

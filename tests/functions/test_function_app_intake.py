@@ -37,12 +37,12 @@ def container(storage_connection_string, table_prefix):
         "ACR_DEPLOY_RESOURCE_GROUP": "rg", "ACR_DEPLOY_DISCOVERY_RESOURCE_GROUPS": "-",
     })
     c = Container(settings)
-    # Tag discovery is off ('-'), so intake needs no Container Apps client: don't build one.
-    c.__dict__["container_apps"] = None
     c.__dict__["queue"] = StorageRolloutQueue.from_connection_string(
         storage_connection_string, "q" + uuid.uuid4().hex[:12])
     reset_container(c)
     yield c
+    # Tag discovery is off ('-'): intake must not have built a Container Apps client.
+    assert "container_apps" not in c.__dict__
     reset_container(None)
     c.queue.client.delete_queue()
     c.store.delete_table()
