@@ -15,6 +15,9 @@ from shared import entrypoints
 
 ROLLOUT_QUEUE = entrypoints.ROLLOUT_QUEUE  # "acr-deploy-rollouts"
 
+# A broken rules file or setting stops the host here, with the file, rule and field named.
+entrypoints.check_configuration()
+
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 

@@ -54,6 +54,19 @@ def event_to_dict(event: Any) -> dict[str, Any]:
     }
 
 
+def check_configuration() -> None:
+    """Fail loudly at start-up (import of function_app.py) on broken settings or a broken rules
+    file, naming the setting or the file, rule and field, rather than on the first push.
+    Cheap: parses settings and the rules file only; builds no client and calls nothing remote."""
+    from shared.settings import Settings
+
+    settings = Settings.from_env()  # ValueError names the setting
+    if settings.rules_file:
+        from shared.services.rulesource import RuleBook
+
+        RuleBook.from_settings(settings, directory=None, background=False)  # RulesError
+
+
 def handle_event(raw: dict[str, Any]) -> Any:
     from shared.bootstrap import get_container
 
