@@ -3,25 +3,18 @@
 A `Rule` joins a repository match, a tag policy, an ignore list and target templates. `plan()`
 runs every rule on one push and returns the planned deployments plus one `RuleDecision` per rule
 saying, in words, why it matched or not (`rules explain` prints them; intake records them when
-nothing matched). Rules come from three sources, all built here or in `shared.domain.rules`:
-the rules file, the zero-config convention, and `acr-deploy.*` resource tags on Container Apps.
+nothing matched). Rules come from three sources: the rules file (`shared.domain.rules`), and
+the zero-config convention and `acr-deploy.*` resource tags on Container Apps (`tagrules`).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 from shared.domain.model import ImagePush, PlannedDeployment, RolloutSettings, Target
-from shared.domain.tagpolicy import (
-    InvalidPolicy,
-    RegexPolicy,
-    SemverPolicy,
-    TagPolicy,
-    glob_match,
-    parse_short_policy,
-)
+from shared.domain.tagpolicy import TagPolicy, glob_match
 from shared.domain.tagtemplate import (
     CONTAINER_NAME_MAX,
     is_valid_app_name,
@@ -35,14 +28,6 @@ from shared.domain.tagtemplate import (
 
 # OCI distribution spec: path components of lowercase alnum joined by separators.
 REPOSITORY = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$")
-
-# A group holding a quantifier, itself quantified: "(a+)+", "(\\w*)*", "(x|y+){2,}".
-NESTED_QUANTIFIER = re.compile(r"\((?:[^()\\]|\\.)*[+*}](?:[^()\\]|\\.)*\)(?:[+*]|\{\d*,)")
-
-TAG_REPOSITORY = "acr-deploy.repository"
-TAG_POLICY = "acr-deploy.tags"
-TAG_CONTAINER = "acr-deploy.container"
-TAG_ENVIRONMENT = "acr-deploy.environment"
 
 
 def split_registry(reference: str) -> tuple[str | None, str]:
@@ -292,115 +277,3 @@ def plan(push: ImagePush, rules: Sequence[Rule]) -> PlanResult:
         result.decisions.append(decision)
         result.deployments.extend(kept)
     return result
-
-
-# --------------------------------------------------------------------------- zero-config convention
-
-
-def convention_rule(subscription: str, resource_group: str) -> Rule:
-    """No rules file: repository name (last path segment) = Container App name in the default
-    resource group; semver release tags deploy; everything else is ignored."""
-    return Rule(
-        name="convention",
-        repositories=(RepositoryPattern("*"),),
-        policy=SemverPolicy(""),
-        targets=(TargetTemplate(subscription, resource_group, "{name}", literal=True),),
-        source="convention",
-        origin="zero-config convention (no rules file)",
-    )
-
-
-# --------------------------------------------------------------------------- resource-tag rules
-
-
-def _tag(tags: dict[str, str], name: str) -> str | None:
-    # Azure tag names are case-insensitive.
-    for key, value in tags.items():
-        if key.lower() == name:
-            return value
-    return None
-
-
-def _image_repository(image: str) -> str:
-    """'reg.io/team/app:1.2@sha256:..' -> 'team/app'."""
-    ref = image.split("@", 1)[0]
-    last = ref.rsplit("/", 1)
-    if ":" in last[-1]:
-        ref = ref[: len(ref) - len(last[-1])] + last[-1].split(":", 1)[0]
-    return split_registry(ref)[1]
-
-
-def tag_rule_from_app(app: Any, rollout: RolloutSettings | None = None) -> Rule | None:
-    """One Keel-style rule from an app's `acr-deploy.*` tags (None when it has no repository tag).
-    Invalid values give a rule with an `InvalidPolicy`, so pushes for it say why nothing happened."""
-    tags = dict(app.tags or {})
-    repo_value = _tag(tags, TAG_REPOSITORY)
-    target = app.target
-    name = f"tags:{target.app}"
-    origin = f"resource tags on {target.resource_group}/{target.app}"
-    if repo_value is None:
-        others = sorted(k for k in tags if k.lower().startswith("acr-deploy."))
-        if not others:
-            return None
-        # acr-deploy.tags without acr-deploy.repository: surely a mistake; say so, deploy nothing.
-        return Rule(
-            name=name, repositories=(), targets=(),
-            policy=InvalidPolicy(f"{', '.join(others)} set but {TAG_REPOSITORY} is missing"),
-            source="tags", origin=origin,
-        )
-    problems = []
-    pattern = RepositoryPattern.parse(repo_value)
-    if not REPOSITORY.match(pattern.repository):
-        problems.append(f"{TAG_REPOSITORY}={repo_value!r} is not a repository name")
-    policy_text = _tag(tags, TAG_POLICY)
-    policy: TagPolicy
-    try:
-        policy = parse_short_policy(policy_text) if policy_text is not None else SemverPolicy("")
-    except ValueError as exc:
-        problems.append(f"{TAG_POLICY}={policy_text!r}: {exc}")
-        policy = SemverPolicy("")
-    if isinstance(policy, RegexPolicy) and NESTED_QUANTIFIER.search(policy.pattern):
-        # Whoever may tag an app is not necessarily trusted like the rules file's reviewers, and
-        # `re` has no timeout: refuse the classic catastrophic-backtracking shape, e.g. (a+)+.
-        problems.append(f"{TAG_POLICY}: nested quantifiers like (a+)+ are refused (catastrophic backtracking)")
-    container = _tag(tags, TAG_CONTAINER)
-    if container is not None and not is_valid_container_name(container):
-        problems.append(f"{TAG_CONTAINER}={container!r} is not a container name")
-    if container is None:
-        images = dict(app.images or {})
-        if len(images) > 1:
-            hits = [c for c, image in images.items() if _image_repository(image) == pattern.repository]
-            if len(hits) == 1:
-                container = hits[0]
-            else:
-                problems.append(
-                    f"multi-container app: set {TAG_CONTAINER} (containers: {', '.join(sorted(images))})"
-                )
-    if problems:
-        policy = InvalidPolicy("; ".join(problems))
-    return Rule(
-        name=name,
-        repositories=(pattern,),
-        policy=policy,
-        targets=(
-            TargetTemplate(
-                target.subscription_id, target.resource_group, target.app, container, literal=True
-            ),
-        ),
-        environment=_tag(tags, TAG_ENVIRONMENT) or "",
-        rollout=rollout or RolloutSettings(),
-        source="tags",
-        origin=origin,
-    )
-
-
-def tag_rules_from_apps(apps: Iterable[Any], rollout: RolloutSettings | None = None) -> list[Rule]:
-    """Rules from Container Apps tagged `acr-deploy.repository` (the others are skipped). Ordered by
-    app key so planning is deterministic whatever order ARM lists them in."""
-    rules = [r for r in (tag_rule_from_app(a, rollout) for a in apps) if r is not None]
-    return sorted(rules, key=lambda r: r.origin.lower())
-
-
-def tag_rule_problems(rules: Iterable[Rule]) -> list[str]:
-    """Human-readable problems of tag-discovered rules (for logs and `rules explain`)."""
-    return [f"{r.origin}: {r.policy.problem}" for r in rules if isinstance(r.policy, InvalidPolicy)]
