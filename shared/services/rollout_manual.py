@@ -1,0 +1,106 @@
+"""Manual rollback requests (`POST /api/apps/{app}/rollback`, `acr-deploy rollback`).
+
+A request is recorded as a kind=rollback deployment and enqueued like a push: the worker's phases run
+it (QUEUED -> WAITING_READY -> ...), so it takes the app, is superseded and is announced the same way.
+Errors here are the caller's to show: NotFoundError (404), ConflictError (409), InvalidRequestError (400).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Callable
+
+from shared.domain import rollout as plan
+from shared.domain import traffic
+from shared.domain.model import (
+    AppState, Deployment, DeploymentEvent, DeploymentKind, Phase, RolloutSettings, Target, start_message,
+)
+from shared.errors import ConflictError, InvalidRequestError, NotFoundError
+from shared.ports import ConcurrencyError, DeploymentQuery, PermanentAzureError, TransientAzureError
+from shared.services.rollout_records import RolloutPorts
+
+
+class RollbackRequests:
+    def __init__(self, ports: RolloutPorts) -> None:
+        self.ports = ports
+
+    def request(
+        self, app: str, to_revision: str | None = None, resource_group: str | None = None,
+        requested_by: str = "",
+    ) -> Deployment:
+        """Record a kind=rollback deployment that moves `app` back to its previous (or the named)
+        healthy revision, and enqueue it: it runs through the same machinery as a push."""
+        p = self.ports
+        if not app or not isinstance(app, str):
+            raise InvalidRequestError("an app name is required")
+        target = self._find_target(app.strip().lower(), (resource_group or "").strip().lower())
+        info = _call(lambda: p.apps.get_app(target), not_found=f"app {app} was not found in Azure")
+        if info.revisions_mode.lower() == "single":
+            raise ConflictError(f"app {target.app} is in Single revision mode: it has only one active "
+                                "revision, so there is nothing to move traffic back to")
+        chosen = plan.rollback_target(target.app, info.revisions, info.traffic, to_revision or "")
+        now = p.clock()
+        d = Deployment(
+            id=plan.rollback_deployment_id(target.key, chosen.name, now, requested_by),
+            target=target, kind=DeploymentKind.ROLLBACK, phase=Phase.QUEUED,
+            created_at=now, updated_at=now, image=chosen.image or "",
+            digest=plan.digest_of(chosen.image or ""), pushed_by=requested_by[:200],
+            rule="manual-rollback", source="manual", revision=chosen.name, rollback_to=chosen.name,
+            rollout=RolloutSettings(ready_timeout_s=300.0, keep_previous=1),
+        )
+        d.tag = self._tag_of(target, chosen.name)
+        first = DeploymentEvent(
+            d.id, now, Phase.QUEUED,
+            f"rollback of {target.app} to {chosen.name} requested by {requested_by or 'unknown'} "
+            f"(serving now: {traffic.describe(traffic.serving(info.traffic))})",
+            {"requested_by": requested_by[:200], "to": chosen.name},
+        )
+        for _ in range(5):
+            state = p.store.get_app_state(target) or AppState(target=target)
+            new_state = replace(state, pending_deployment_id=d.id, last_deployment_id=d.id,
+                                last_phase=Phase.QUEUED.value, updated_at=now)
+            try:
+                p.store.create_deployment(d, first, new_state)
+                break
+            except ConcurrencyError:
+                if p.store.get_deployment(d.id) is not None:
+                    break
+        else:
+            raise ConflictError(f"app {target.app} is busy; try the rollback again")
+        p.queue.send(start_message(d))
+        return p.store.get_deployment(d.id) or d
+
+    def _find_target(self, app: str, resource_group: str) -> Target:
+        matches = [s.target for s in self.ports.store.list_apps()
+                   if s.target.app.lower() == app and (not resource_group or
+                                                       s.target.resource_group.lower() == resource_group)]
+        if not matches:
+            raise NotFoundError(f"acr-deploy has not deployed an app named {app}"
+                                + (f" in resource group {resource_group}" if resource_group else ""))
+        if len(matches) > 1:
+            groups = ", ".join(sorted(t.resource_group for t in matches))
+            raise InvalidRequestError(f"app {app} exists in several resource groups ({groups}); name one")
+        return matches[0]
+
+    def _tag_of(self, target: Target, revision: str) -> str:
+        """The tag that revision was deployed from, when our history knows it."""
+        try:
+            page = self.ports.store.list_deployments(DeploymentQuery(app=target.app, limit=100))
+        except Exception:  # noqa: BLE001 - the tag is a nicety
+            return ""
+        for item in page.items:
+            if item.target.key == target.key and item.revision == revision and item.tag:
+                return item.tag
+        return ""
+
+
+def _call(fn: Callable[[], Any], not_found: str) -> Any:
+    """Azure's answer to a request made on a caller's behalf, as the error the API maps to a status."""
+    try:
+        return fn()
+    except PermanentAzureError as exc:
+        if exc.status == 404:
+            raise NotFoundError(not_found) from exc
+        raise ConflictError(f"Azure refused: {exc}") from exc
+    except TransientAzureError as exc:
+        raise ConflictError(f"Azure is busy, try again: {exc}") from exc

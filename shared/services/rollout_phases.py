@@ -1,0 +1,223 @@
+"""One step of a rollout: the deadline and ownership checks, then the handler of the current phase.
+
+QUEUED (claim) -> CREATING_REVISION -> WAITING_READY -> SMOKE_TESTING -> SHIFTING <-> VERIFYING; each
+handler reads the world, asks `shared.domain.rollout`, acts, and records the outcome through the
+`Recorder`. Endings (fail, roll back, supersede, expire, Azure errors) are `Endings`'.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from shared.domain import rollout as plan
+from shared.domain import traffic
+from shared.domain.model import AppState, Deployment, DeploymentEvent, DeploymentKind, Phase
+from shared.ports import ConcurrencyError, PermanentAzureError, TransientAzureError
+from shared.services.rollout_checks import CheckRunner, url
+from shared.services.rollout_endings import Endings
+from shared.services.rollout_records import (
+    Next, Recorder, RolloutPorts, advance_message_of, iso, live_of, parse, remaining,
+)
+
+WAIT_FOR_APP_S = 2.0  # re-check interval while an older rollout holds the app
+READY_POLL_S = 2.0  # revision start-up polling once the inline budget is spent
+
+
+class Phases:
+    def __init__(self, ports: RolloutPorts, recorder: Recorder, checks: CheckRunner, endings: Endings) -> None:
+        self.ports = ports
+        self.recorder = recorder
+        self.checks = checks
+        self.endings = endings
+        self._handlers = {
+            Phase.CREATING_REVISION: self._create,
+            Phase.WAITING_READY: self._wait_ready,
+            Phase.SMOKE_TESTING: self._smoke,
+            Phase.SHIFTING: self._shift,
+            Phase.VERIFYING: self._verify,
+        }
+
+    def step(self, d: Deployment) -> Next:
+        now = self.ports.clock()
+        if d.deadline is None:
+            d = d.evolve(deadline=plan.deadline_for(d))
+        if plan.past_deadline(d, now):
+            return self.endings.expire(d)
+        try:
+            if d.phase == Phase.QUEUED:
+                return self._claim(d)
+            state = self.ports.store.get_app_state(d.target)
+            if state is None or state.active_deployment_id != d.id:
+                holder = state.active_deployment_id if state else ""
+                return self.recorder.finish(d, Phase.FAILED, f"lost the app to {holder or 'nobody'} while "
+                                            f"{d.phase}; stopped without touching it")
+            newer = plan.superseded_by(d, state)
+            if newer:
+                return self.endings.supersede(d, newer)
+            return self._handlers[d.phase](d)
+        except TransientAzureError as exc:
+            return self.endings.transient(d, exc)
+        except PermanentAzureError as exc:
+            return self.endings.permanent(d, exc)
+
+    # ------------------------------------------------------------------ QUEUED
+    def _claim(self, d: Deployment) -> Next:
+        """QUEUED: take the app (or wait for / yield to another deployment), then read the app and
+        record what serves now: that is the traffic the new revision is pinned beside."""
+        now = self.ports.clock()
+        not_yet = self._take_app(d, now)
+        if not_yet is not None:
+            return not_yet
+        d.data.pop("waiting_for", None)
+        info = self.ports.apps.get_app(d.target)
+        d.data["app_fqdn"] = info.fqdn
+        if d.kind == DeploymentKind.ROLLBACK:
+            pin = traffic.serving(info.traffic)
+            d = d.evolve(previous_traffic=d.previous_traffic or pin)
+            d.data["ready_by"] = iso(now + timedelta(seconds=d.rollout.ready_timeout_s))
+            return self.recorder.to(d, Phase.WAITING_READY, f"took the app; returning to {d.revision} "
+                                    f"(serving now: {traffic.describe(pin)})")
+        switch = False
+        if info.revisions_mode.lower() == "single":
+            if not d.rollout.allow_single_mode_switch:
+                return self.recorder.finish(d, Phase.FAILED, (
+                    f"{d.target.app} is in Single revision mode: a new revision would take all traffic "
+                    "before its smoke checks; switch the app to Multiple mode or set "
+                    "rollout.allow_single_mode_switch in its rule"))
+            switch = True
+        suffix = plan.revision_suffix(d.target.app, d.tag, d.digest or plan.digest_of(d.image))
+        name = plan.revision_name(d.target.app, suffix)
+        pin = d.previous_traffic or traffic.pinned(info.traffic, name)
+        d = d.evolve(revision=name, previous_traffic=pin)
+        d.data.update(suffix=suffix, switch_mode=switch)
+        message = f"took the app; creating {name} at 0 % beside {traffic.describe(pin)}"
+        if switch:
+            message += " (switching the app to Multiple revision mode, as its rule allows)"
+        return self.recorder.to(d, Phase.CREATING_REVISION, message, traffic=pin)
+
+    def _take_app(self, d: Deployment, now: datetime) -> Next | None:
+        """None once `d` holds the app; otherwise what to do instead (yield, wait, try again)."""
+        store = self.ports.store
+        for _ in range(5):
+            state = store.get_app_state(d.target)
+            holder = None
+            if state and state.active_deployment_id and state.active_deployment_id != d.id:
+                holder = store.get_deployment(state.active_deployment_id)
+            decision = plan.decide_claim(d, state, holder)
+            if decision.claim == plan.Claim.SUPERSEDED:
+                return self.recorder.finish(d, Phase.SUPERSEDED,
+                                            f"superseded by newer deployment {decision.other} before it started")
+            if decision.claim == plan.Claim.WAIT:
+                if d.data.get("waiting_for") != decision.other:
+                    d.data["waiting_for"] = decision.other
+                    d = self.recorder.save(d, plan.note(
+                        d, f"waiting for {decision.other} ({holder.phase if holder else '?'}) to finish "
+                           "with the app", now))
+                    if holder is not None and holder.phase in plan.PRE_SHIFT:
+                        self.ports.queue.send(advance_message_of(holder))  # so it notices us and yields now
+                return Next(d, WAIT_FOR_APP_S)
+            if decision.claim == plan.Claim.MINE:
+                return None
+            base = state or AppState(target=d.target)
+            if holder is not None and holder.phase.terminal:  # it ended without freeing the app
+                base = plan.released(base, holder, now, live_of(holder))
+            try:
+                store.save_app_state(plan.claimed(base, d, now))
+                return None
+            except ConcurrencyError:
+                continue
+        return Next(d, 0.5)
+
+    # ------------------------------------------------------------------ the new revision
+    def _create(self, d: Deployment) -> Next:
+        """CREATING_REVISION: one PATCH (idempotent: an existing revision of that name is reused)."""
+        now = self.ports.clock()
+        name = self.ports.apps.create_revision(
+            d.target, d.image, d.data.get("suffix") or d.revision.split("--", 1)[-1], d.previous_traffic,
+            switch_to_multiple=bool(d.data.get("switch_mode")),
+        )
+        d = d.evolve(revision=name)
+        d.data["ready_by"] = iso(now + timedelta(seconds=d.rollout.ready_timeout_s))
+        return self.recorder.to(d, Phase.WAITING_READY, f"created {name} with {d.image} (0 % traffic)")
+
+    def _wait_ready(self, d: Deployment) -> Next:
+        """WAITING_READY: provisioned, running and healthy by `ready_by`, or the deployment fails."""
+        p = self.ports
+        now = p.clock()
+        rev = p.apps.get_revision(d.target, d.revision)
+        if rev is not None and not rev.active and not rev.failed:
+            # A re-push of an old (tag, digest) or a rollback target kept inactive: wake it up.
+            p.apps.set_revision_active(d.target, d.revision, True)
+            d.data["activated"] = True
+            d = self.recorder.save(d, plan.note(d, f"activated {d.revision}", now))
+            return Next(d, p.tick_s)
+        if rev is not None and rev.ready:
+            d.data["fqdn"] = rev.fqdn
+            return self.recorder.to(d, Phase.SMOKE_TESTING, f"{d.revision} is ready at {rev.fqdn}",
+                                    fqdn=rev.fqdn)
+        if rev is not None and rev.failed:
+            detail = rev.provisioning_error or f"provisioning {rev.provisioning_state}, running {rev.running_state}"
+            return self.endings.fail_before_shift(d, f"{d.revision} failed to start: {detail}")
+        ready_by = parse(d.data.get("ready_by")) or now
+        if now >= ready_by:
+            state = (f"provisioning {rev.provisioning_state}, running {rev.running_state}, health "
+                     f"{rev.health_state}" if rev else "the revision does not exist")
+            return self.endings.fail_before_shift(
+                d, f"{d.revision} was not ready within {d.rollout.ready_timeout_s:g} s ({state})")
+        d.data["polls"] = int(d.data.get("polls", 0)) + 1
+        inline_ok = int(d.data.get("polls", 0)) * p.tick_s < p.budget_s
+        return Next(d, p.tick_s if inline_ok else READY_POLL_S)
+
+    def _smoke(self, d: Deployment) -> Next:
+        """SMOKE_TESTING: the rule's checks against the revision's own URL, every attempt recorded."""
+        return self.checks.run(d, "smoke", plan.smoke_checks(d.rollout), url(d.data.get("fqdn", "")),
+                               on_pass=self._smoke_passed, on_fail=self._smoke_failed)
+
+    def _smoke_passed(self, d: Deployment, events: list[DeploymentEvent], summary: str) -> Next:
+        d = d.evolve(step=0)
+        return self.recorder.to(d, Phase.SHIFTING, f"smoke checks passed ({summary})", *events)
+
+    def _smoke_failed(self, d: Deployment, events: list[DeploymentEvent], summary: str) -> Next:
+        return self.endings.fail_before_shift(
+            d, f"smoke check failed: {summary}; it never received traffic", *events)
+
+    # ------------------------------------------------------------------ traffic
+    def _shift(self, d: Deployment) -> Next:
+        """SHIFTING: set the traffic table of the current step (same table again is harmless)."""
+        now = self.ports.clock()
+        steps = plan.shift_steps(d.rollout)
+        index = min(d.step, len(steps) - 1)
+        table = traffic.canary(d.previous_traffic, d.revision, steps[index])
+        self.ports.apps.set_traffic(d.target, table)
+        final = index == len(steps) - 1
+        bake = 0.0 if final else max(d.rollout.bake_s, 0.0)
+        d.data["verify_after"] = iso(now + timedelta(seconds=bake))
+        d.data.pop("verify", None)
+        d.data.pop("verify_retry_at", None)
+        label = f"step {index + 1}/{len(steps)}: " if len(steps) > 1 else ""
+        message = f"{label}traffic now {traffic.describe(table)}"
+        if bake:
+            message += f"; baking {bake:g} s before verifying"
+        return self.recorder.to(d, Phase.VERIFYING, message, traffic=table, step=index)
+
+    def _verify(self, d: Deployment) -> Next:
+        """VERIFYING: after the bake, the verify checks against the app's URL (which now splits
+        traffic); pass -> next step or done, fail -> roll back."""
+        wait = remaining(parse(d.data.get("verify_after")), self.ports.clock())
+        if wait is not None:
+            return Next(d, wait)
+        return self.checks.run(d, "verify", plan.verify_checks(d.rollout), url(d.data.get("app_fqdn", "")),
+                               on_pass=self._verify_passed, on_fail=self._verify_failed)
+
+    def _verify_passed(self, d: Deployment, events: list[DeploymentEvent], summary: str) -> Next:
+        steps = plan.shift_steps(d.rollout)
+        if d.step + 1 < len(steps):
+            d = d.evolve(step=d.step + 1)
+            return self.recorder.to(d, Phase.SHIFTING, f"step {d.step}/{len(steps)} verified ({summary})",
+                                    *events)
+        return self.endings.succeed(d, summary, events)
+
+    def _verify_failed(self, d: Deployment, events: list[DeploymentEvent], summary: str) -> Next:
+        steps = plan.shift_steps(d.rollout)
+        at = steps[min(d.step, len(steps) - 1)]
+        return self.endings.roll_back(d, f"verification failed at {at} %: {summary}", *events)
