@@ -22,7 +22,9 @@ class Container:
     def store(self):  # DeploymentRepository + HistoryReader
         from shared.adapters.tables import TableStore
 
-        return TableStore.from_settings(self.settings)
+        # defer_index (history tables, issue 3): intake stays at 3 storage round trips per accepted
+        # event; the cross-app index / apps registry rows follow with the worker's first step.
+        return TableStore.from_settings(self.settings, defer_index=True)
 
     @cached_property
     def queue(self):  # RolloutQueue

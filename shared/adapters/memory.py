@@ -70,7 +70,7 @@ class MemoryStore:
                 log.append(replace(event, seq=len(log) + 1))
             return replace(stored)
 
-    def get_deployment(self, deployment_id: str) -> Deployment | None:
+    def get_deployment(self, deployment_id: str, app: str | None = None) -> Deployment | None:
         with self._lock:
             found = self.deployments.get(deployment_id)
             return replace(found) if found else None
@@ -105,7 +105,7 @@ class MemoryStore:
         more = start + query.limit < len(kept)
         return Page(page, str(start + query.limit) if more else None, round_trips=1)
 
-    def list_events(self, deployment_id: str) -> list[DeploymentEvent]:
+    def list_events(self, deployment_id: str, app: str | None = None) -> list[DeploymentEvent]:
         with self._lock:
             return list(self.events.get(deployment_id, []))
 

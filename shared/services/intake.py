@@ -224,7 +224,8 @@ def _record(store: DeploymentRepository, candidate: Candidate, deployment: Deplo
         except ConcurrencyError as exc:
             last_error = exc
             # The same event delivered concurrently computes the same id: if it is recorded, stop.
-            if store.get_deployment(deployment.id) is not None:
+            # (app=: a point read in the app's partition; the cross-app index lags behind intake.)
+            if store.get_deployment(deployment.id, app=candidate.target.app) is not None:
                 return Verdict.RECORDED, f"deployment {deployment.id} is already recorded"
     raise ConcurrencyError(
         f"app state of {candidate.target.app} kept changing; gave up after {MAX_ATTEMPTS} attempts"
@@ -236,7 +237,8 @@ def ensure_recorded(store: DeploymentRepository, deployment: Deployment) -> Depl
     died between enqueue and its table write, or lost a race after enqueueing). Re-apply the same
     decision and record it; return the stored deployment, or None when it is now a duplicate or an
     older version (recorded as skipped; the worker drops the message)."""
-    existing = store.get_deployment(deployment.id)
+    # app=: intake's record is in the app's partition before the cross-app index has it.
+    existing = store.get_deployment(deployment.id, app=deployment.target.app)
     if existing is not None:
         return existing
     now = utcnow()
@@ -249,7 +251,7 @@ def ensure_recorded(store: DeploymentRepository, deployment: Deployment) -> Depl
     )
     verdict, reason = _record(store, Candidate.from_deployment(fresh), fresh, first, now)
     if verdict in (Verdict.ACCEPT, Verdict.RECORDED):
-        return store.get_deployment(fresh.id)
+        return store.get_deployment(fresh.id, app=fresh.target.app)
     try:
         store.record_ignored(IgnoredEvent(
             at=fresh.created_at, outcome="skipped", reason=reason, event_id=fresh.event_id,

@@ -17,24 +17,27 @@ SUB = "00000000-0000-0000-0000-000000000000"
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
 
 
-@pytest.fixture(params=["memory", "tables"])
+@pytest.fixture(params=["memory", "tables", "tables-deferred"])
 def store(request):
+    """`tables-deferred`: the function app's store (cross-app index rows written after the fact,
+    see shared/adapters/tables.py); within one process it must read exactly like the others."""
     if request.param == "memory":
         yield MemoryStore()
         return
     from shared.adapters.tables import TableStore
 
     conn = request.getfixturevalue("storage_connection_string")
-    table_store = TableStore.from_connection_string(conn, request.getfixturevalue("table_prefix"))
+    table_store = TableStore.from_connection_string(conn, request.getfixturevalue("table_prefix"),
+                                                    defer_index=request.param == "tables-deferred")
     yield table_store
     table_store.delete_table()
 
 
-def make(app="orders-api", n=0, *, env="prod", repo=None, tag=None, minutes=0) -> Deployment:
+def make(app="orders-api", n=0, *, env="prod", repo=None, tag=None, minutes=0, rg="rg") -> Deployment:
     when = T0 + timedelta(minutes=minutes, seconds=n)
     push = ImagePush(f"ev-{app}-{n}-{minutes}", "/topic", when, "demo.azurecr.io", repo or app,
                      tag or f"1.0.{n}", "sha256:" + format(n + 1, "064x"))
-    plan = PlannedDeployment(push, Target(SUB, "rg", app), "r1", "rules", environment=env,
+    plan = PlannedDeployment(push, Target(SUB, rg, app), "r1", "rules", environment=env,
                              version_key=f"{n:06d}")
     return Deployment.from_plan(plan, now=when)  # created_at = push time (both stores order by it)
 
@@ -192,3 +195,71 @@ def test_ignored_events_are_idempotent_and_listed_newest_first(store):
         ("skipped", "duplicate"), ("rejected", "bad tag"), ("ignored", "ImageDeleted")]
     assert [i.event_id for i in store.list_ignored(T0 + timedelta(minutes=1), T0 + timedelta(minutes=9)).items] == ["e5"]
     assert len(store.list_ignored(T0, T0 + timedelta(hours=1), limit=2).items) == 2
+
+
+def test_get_deployment_with_the_app_hint_and_without(store):
+    d = make("orders-api", 1)
+    record(store, d)
+    assert store.get_deployment(d.id, app="orders-api").id == d.id
+    assert store.get_deployment(d.id, app="Orders-API").id == d.id  # app names are case-insensitive
+    assert store.get_deployment(d.id, app="billing").id == d.id  # a wrong hint is only a hint
+    assert store.get_deployment(d.id).id == d.id
+    assert store.get_deployment("20240501120000-ffffffffff", app="orders-api") is None
+    assert [e.seq for e in store.list_events(d.id, app="orders-api")] == [1]
+
+
+def test_one_app_name_in_two_resource_groups(store):
+    staging, prod = make("orders-api", 1, rg="rg-staging"), make("orders-api", 2, rg="rg-prod")
+    record(store, staging)
+    record(store, prod)
+    assert store.get_app_state(staging.target).pending_deployment_id == staging.id
+    assert store.get_app_state(prod.target).pending_deployment_id == prod.id
+    assert [d.id for d in store.list_deployments(DeploymentQuery(app="orders-api")).items] == [prod.id, staging.id]
+    assert sorted(s.target.resource_group for s in store.list_apps()) == ["rg-prod", "rg-staging"]
+    assert store.get_deployment(staging.id).target == staging.target
+
+
+def test_a_window_across_midnight_and_days(store):
+    midnight = T0.replace(hour=0) + timedelta(days=1)
+    shift = int((midnight - T0).total_seconds() // 60)
+    for minutes, app in [(-90, "a"), (-2, "b"), (3, "c"), (60, "a"), (-3 * 24 * 60, "b")]:
+        record(store, make(app, 0, minutes=shift + minutes))
+    night = store.list_deployments(DeploymentQuery(since=midnight - timedelta(hours=1),
+                                                   until=midnight + timedelta(hours=1)))
+    assert [(d.target.app, d.created_at - midnight) for d in night.items] == [
+        ("c", timedelta(minutes=3)), ("b", timedelta(minutes=-2))]
+    assert len(store.list_deployments(DeploymentQuery(until=midnight)).items) == 3
+    assert len(store.list_deployments(DeploymentQuery(since=midnight - timedelta(days=2))).items) == 4
+    pages, token, seen = 0, None, []
+    for _ in range(10):
+        page = store.list_deployments(DeploymentQuery(limit=2, continuation=token))
+        seen += [d.created_at for d in page.items]
+        pages, token = pages + 1, page.continuation
+        if not token:
+            break
+    assert seen == sorted(seen, reverse=True) and len(seen) == 5 and pages == 3
+
+
+def test_apps_read_from_the_list_can_be_saved_with_their_etag(store):
+    d = make("orders-api", 1)
+    record(store, d)
+    (listed,) = store.list_apps()
+    assert listed.pending_deployment_id == d.id
+    saved = store.save_app_state(AppState(**{**listed.__dict__, "live_tag": "1.0.1"}))
+    with pytest.raises(ConcurrencyError):
+        store.save_app_state(listed)  # the etag it was listed with is stale now
+    assert [s.live_tag for s in store.list_apps()] == ["1.0.1"] and saved.etag
+
+
+def test_a_deployment_listed_across_apps_saves_with_its_etag(store):
+    d = make()
+    record(store, d)
+    (listed,) = store.list_deployments(DeploymentQuery(status="active")).items
+    saved = store.save_deployment(listed.evolve(phase=Phase.FAILED),
+                                  DeploymentEvent(d.id, T0, Phase.FAILED, "deadline passed"))
+    with pytest.raises(ConcurrencyError):  # what was listed is stale now
+        store.save_deployment(listed.evolve(phase=Phase.SUCCEEDED), DeploymentEvent(d.id, T0, Phase.SUCCEEDED, "x"))
+    (again,) = store.list_deployments(DeploymentQuery()).items
+    assert again.phase == Phase.FAILED and again.etag == saved.etag
+    assert [e.seq for e in store.list_events(d.id)] == [1, 2]
+    assert store.list_deployments(DeploymentQuery(status="active")).items == []
