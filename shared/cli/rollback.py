@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     if args.wait:
         deadline = time.monotonic() + max(args.timeout, 0.0)
         while time.monotonic() < deadline:
-            current = container.store.get_deployment(d.id) or d
+            current = container.store.get_deployment(d.id, app=d.target.app) or d
             if current.phase.terminal:
                 d = current
                 break

@@ -145,15 +145,18 @@ class HistoryApi:
                                 "continuation": page.continuation})
 
     def _get_deployment(self, params: dict[str, str], route: dict, body: bytes) -> HttpResult:
-        _only(params)
+        _only(params, "app")
         deployment_id = route.get("id", "")
         if not ID_RE.fullmatch(deployment_id):
             raise BadRequest("id must be a deployment id such as 20240501120000-0123456789")
-        found = self.store.get_deployment(deployment_id)
+        # Optional app: read straight from the app's partition (also finds a deployment the
+        # cross-app index does not list yet, in the moments after intake).
+        app = _match(params, "app", APP_RE, "an app name")
+        found = self.store.get_deployment(deployment_id, app=app)
         if found is None:
             return _error(404, f"no deployment {deployment_id}")
         data = deployment_to_dict(found)
-        data["events"] = [event_to_dict(e) for e in self.store.list_events(deployment_id)]
+        data["events"] = [event_to_dict(e) for e in self.store.list_events(deployment_id, app=found.target.app)]
         return HttpResult(200, data)
 
     # ------------------------------------------------------------------ apps

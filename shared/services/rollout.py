@@ -85,14 +85,17 @@ class RolloutWorker:
         if not deployment_id:
             log.warning("rollout message without deployment_id dropped: %s", str(message)[:200])
             return
+        # The message names its target: the store then reads the record in the app's own partition
+        # (one point read, and no wait for the cross-app index that trails intake).
+        app = str((message or {}).get("target_key") or "").rpartition("|")[2] or None
         try:
-            self._handle(message, deployment_id)
+            self._handle(message, deployment_id, app)
         except ConcurrencyError as exc:
             # Another worker recorded this deployment since we read it: it owns the next step.
             log.info("rollout %s: lost a race (%s); dropping this message", deployment_id, exc)
         except Exception as exc:
             if dequeue_count >= MAX_DEQUEUE:
-                self._endings.give_up(deployment_id, exc, dequeue_count)
+                self._endings.give_up(deployment_id, exc, dequeue_count, app)
                 return
             log.warning("rollout %s: step failed (delivery %d of %d): %s: %s", deployment_id,
                         dequeue_count, MAX_DEQUEUE, type(exc).__name__, str(exc)[:300])
@@ -112,8 +115,8 @@ class RolloutWorker:
         return self._rollbacks.request(app, to_revision, resource_group, requested_by)
 
     # ================================================================== the loop
-    def _handle(self, message: dict[str, Any], deployment_id: str) -> None:
-        d = self.store.get_deployment(deployment_id)
+    def _handle(self, message: dict[str, Any], deployment_id: str, app: str | None) -> None:
+        d = self.store.get_deployment(deployment_id, app=app)
         if d is None:
             d = self._recover(message)
             if d is None:

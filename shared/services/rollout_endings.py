@@ -125,12 +125,13 @@ class Endings:
             return self.recorder.finish(d, Phase.FAILED, reason)
         return self.fail_before_shift(d, reason)
 
-    def give_up(self, deployment_id: str, exc: BaseException, dequeue_count: int) -> None:
+    def give_up(self, deployment_id: str, exc: BaseException, dequeue_count: int,
+                app: str | None = None) -> None:
         """The last delivery of a message that kept failing: record FAILED with the error (never let
         it vanish into the poison queue), put traffic back if it had moved, free the app."""
         log.error("rollout %s: giving up after %d deliveries: %s: %s", deployment_id, dequeue_count,
                   type(exc).__name__, str(exc)[:300])
-        d = self.ports.store.get_deployment(deployment_id)
+        d = self.ports.store.get_deployment(deployment_id, app=app)
         if d is None or d.phase.terminal:
             if d is not None:
                 self.recorder.settle(d)

@@ -63,12 +63,12 @@ class RollbackRequests:
                 p.store.create_deployment(d, first, new_state)
                 break
             except ConcurrencyError:
-                if p.store.get_deployment(d.id) is not None:
+                if p.store.get_deployment(d.id, app=target.app) is not None:
                     break
         else:
             raise ConflictError(f"app {target.app} is busy; try the rollback again")
         p.queue.send(start_message(d))
-        return p.store.get_deployment(d.id) or d
+        return p.store.get_deployment(d.id, app=target.app) or d
 
     def _find_target(self, app: str, resource_group: str) -> Target:
         matches = [s.target for s in self.ports.store.list_apps()

@@ -102,7 +102,7 @@ class Phases:
             state = store.get_app_state(d.target)
             holder = None
             if state and state.active_deployment_id and state.active_deployment_id != d.id:
-                holder = store.get_deployment(state.active_deployment_id)
+                holder = store.get_deployment(state.active_deployment_id, app=d.target.app)
             decision = plan.decide_claim(d, state, holder)
             if decision.claim == plan.Claim.SUPERSEDED:
                 return self.recorder.finish(d, Phase.SUPERSEDED,

@@ -56,7 +56,7 @@ class Sweeper:
             if not holder_id or holder_id in seen:
                 continue
             try:
-                holder = store.get_deployment(holder_id)
+                holder = store.get_deployment(holder_id, app=state.target.app)
                 if holder is None:
                     store.save_app_state(replace(state, active_deployment_id="", updated_at=now))
                     counts["released"] += 1

@@ -226,3 +226,22 @@ def test_a_worker_elsewhere_finds_a_deployment_the_index_does_not_list_yet(stora
     found = ensure_recorded(worker, deployment_from_dict(message["deployment"]))
     assert found is not None and found.id == d.id and found.etag
     assert [e.seq for e in worker.list_events(d.id)] == [1]  # not recorded a second time
+
+
+def test_the_api_finds_a_deployment_the_index_does_not_list_yet_when_given_its_app(storage_connection_string, store):
+    from shared.services.api import HistoryApi
+
+    intake = other_process(storage_connection_string, store, defer_index=True)
+    d = make("billing", 7)
+    intake.create_deployment(d, first_event(d), AppState(target=d.target, pending_deployment_id=d.id))
+    api = HistoryApi(other_process(storage_connection_string, store))
+
+    def get(params):
+        return api.handle("get_deployment", method="GET", params=params, route_params={"id": d.id})
+
+    assert get({}).status == 404  # the cross-app index trails intake until the worker's first step
+    found = get({"app": "billing"})
+    assert found.status == 200 and found.body["id"] == d.id
+    assert [e["phase"] for e in found.body["events"]] == ["queued"]
+    assert get({"app": "orders-api"}).status == 404
+    assert get({"app": "not an app!"}).status == 400
