@@ -158,12 +158,7 @@ class IntakeService:
                             validation_code=parsed.validation_code)
 
     def _dismiss_push(self, push: ImagePush, outcome: str, reason: str) -> IntakeResult:
-        item = IgnoredEvent(
-            at=push.event_time, outcome=outcome, reason=reason, event_id=push.event_id,
-            event_type=IMAGE_PUSHED, registry=push.registry, repository=push.repository,
-            tag=push.tag, digest=push.digest,
-        )
-        self._record_ignored(item)
+        self._record_ignored(_push_record(push, outcome, reason))
         log.info("intake %s: %s %s (%s)", push.event_id[:64], outcome, push.image[:200], reason)
         return IntakeResult(outcome, reason, push.event_id, push.image)
 
@@ -195,12 +190,17 @@ def _no_target_reason(push: ImagePush, plan: Any) -> str:
     return reason[:1000]
 
 
-def _skip_record(push: ImagePush, app: str, reason: str) -> IgnoredEvent:
+def _push_record(push: ImagePush, outcome: str, reason: str, app: str = "") -> IgnoredEvent:
+    """The record of a well-formed push that was not deployed (to `app`, when one was chosen)."""
     return IgnoredEvent(
-        at=push.event_time, outcome="skipped", reason=reason, event_id=push.event_id,
+        at=push.event_time, outcome=outcome, reason=reason, event_id=push.event_id,
         event_type=IMAGE_PUSHED, registry=push.registry, repository=push.repository,
         tag=push.tag, digest=push.digest, app=app,
     )
+
+
+def _skip_record(push: ImagePush, app: str, reason: str) -> IgnoredEvent:
+    return _push_record(push, "skipped", reason, app)
 
 
 def _record(store: DeploymentRepository, candidate: Candidate, deployment: Deployment,
