@@ -48,18 +48,18 @@ Concurrency: app state rows use ETags (If-Match / insert-only); a deployment sav
 If-Match on its `d|` row inside the transaction that appends its events, so two writers cannot both
 append (event seq numbers cannot repeat). A deployment's JSON (deployment_to_dict) is stored in
 `doc` chunks (a string property holds 64 KiB); long texts are truncated first.
+
+Modules: `tables_keys` (the key scheme above, continuation tokens, the query filter),
+`tables_codec` (entities <-> domain objects, chunking, truncation), this one (the store).
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
-import re
 import threading
 from collections import OrderedDict
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any, Iterable
 
 from azure.core import MatchConditions
@@ -68,263 +68,46 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableServiceClient, TableTransactionError, UpdateMode
 
-from shared.domain.model import (
-    AppState, Deployment, DeploymentEvent, IgnoredEvent, Phase, TERMINAL_PHASES, Target,
-    deployment_from_dict, deployment_to_dict,
+from shared.adapters.tables_codec import (
+    deployment_from_entity, deployment_rows, event_entity, event_from_entity, ignored_entity,
+    ignored_from_entity, registry_entity, registry_from_entity, state_entity, state_from_entity,
 )
+from shared.adapters.tables_keys import (
+    APPS_PK, IGNORED_DAY, app_pk, day_range, decode_continuation, deployment_filter, deployment_rk,
+    encode_continuation, event_prefix, index_key, inverted_id, state_rk, time_bounds, valid_key,
+)
+from shared.domain.model import AppState, Deployment, DeploymentEvent, IgnoredEvent, Target
 from shared.ports import ConcurrencyError, DeploymentQuery, Page
+
+# Re-exported: tests and benchmarks import the key helpers from here.
+__all__ = ["RequestCounter", "TableStore", "decode_continuation", "encode_continuation", "inverted_id"]
 
 log = logging.getLogger("acr_deploy.tables")
 
-APPS_PK = "apps"
 MAX_PAGE = 1000  # Table service page size limit
 MAX_PAGES = 20  # per call: bounded even when server-side filters thin pages out
 MAX_BATCH = 100  # operations per entity-group transaction
 MAX_PENDING = 2_000  # deferred index rows kept per process (older ones: the worker writes them)
-CHUNK = 30_000  # characters per string property (64 KiB as UTF-16)
-MAX_CHUNKS = 8
-MAX_MESSAGE = 4_000
-MAX_EVENT_DATA = 16_000
-_ID_TIME = re.compile(r"(\d{14})(.*)", re.DOTALL)
-_BAD_KEY = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")  # not allowed in PartitionKey/RowKey
+MAX_SEEN = 4_096  # deployments whose (app, etag, event count) this process remembers
 
 _created_lock = threading.Lock()
 _created_tables: set[tuple[str, str]] = set()
 
 
-# --------------------------------------------------------------------------- keys
+def _put(entity: dict[str, Any], etag: str | None) -> tuple:
+    """Transaction operation: insert-only without an etag, else replace If-Match that etag."""
+    if etag is None:
+        return ("create", entity)
+    return ("update", entity, {"mode": UpdateMode.REPLACE, "etag": etag,
+                               "match_condition": MatchConditions.IfNotModified})
 
 
-def _invert_digits(text: str) -> str:
-    return text.translate(str.maketrans("0123456789", "9876543210"))
+def _upsert(entity: dict[str, Any]) -> tuple:
+    return ("upsert", entity, {"mode": UpdateMode.REPLACE})
 
 
-def inverted_id(deployment_id: str) -> str:
-    """Newest first. Ids without the time prefix (not produced by this code) sort after all others."""
-    match = _ID_TIME.fullmatch(deployment_id)
-    if not match:
-        return "~" + deployment_id
-    return _invert_digits(match.group(1)) + match.group(2)
-
-
-def _inverted_time(at: datetime) -> str:
-    return _invert_digits(f"{at.astimezone(timezone.utc):%Y%m%d%H%M%S}")
-
-
-def _ceil_second(at: datetime) -> datetime:
-    at = at.astimezone(timezone.utc)
-    return at if at.microsecond == 0 else at.replace(microsecond=0) + timedelta(seconds=1)
-
-
-def _app_pk(app: str) -> str:
-    return "a|" + app.lower()
-
-
-def _valid_key(text: str) -> bool:
-    return not _BAD_KEY.search(text) and len(text) <= 255
-
-
-def _day_pk(prefix: str, inverted: str) -> str:
-    """The day partition of a row whose RowKey starts with an inverted time (or '~': no time)."""
-    return prefix + ("~" if inverted.startswith("~") else inverted[:8])
-
-
-def _index_pk(deployment_id: str) -> str:
-    return _day_pk("t|", inverted_id(deployment_id))
-
-
-def _bounds(since: datetime | None, until: datetime | None) -> tuple[str, str]:
-    """Bounds [lo, hi) on inverted-time keys for since <= time < until (one-second resolution,
-    the resolution of the ids). '-' and '|' (after the time) sort below '~'."""
-    lo = _inverted_time(_ceil_second(until)) + "~" if until else ""
-    hi = _inverted_time(since.replace(microsecond=0)) + "~" if since else "~~~~"
-    return lo, hi
-
-
-def _day_range(prefix: str, lo: str, hi: str) -> tuple[str, str]:
-    """Inclusive PartitionKey bounds of the day partitions that can hold RowKeys in [lo, hi)."""
-    first = prefix + (lo[:8] if lo and not lo.startswith("~") else "")
-    last = prefix + (hi[:8] if not hi.startswith("~") else "~")
-    return first, last
-
-
-# --------------------------------------------------------------------------- (de)serialisation
-
-
-def _chunks(text: str) -> dict[str, str]:
-    return {f"doc{i}": text[i * CHUNK:(i + 1) * CHUNK] for i in range((len(text) + CHUNK - 1) // CHUNK)}
-
-
-def _join(entity: dict[str, Any]) -> str:
-    return "".join(entity.get(f"doc{i}", "") for i in range(MAX_CHUNKS))
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _fit_doc(doc: dict[str, Any]) -> str:
-    """JSON within MAX_CHUNKS properties: long texts (smoke excerpts, reasons) are truncated first."""
-    text = json.dumps(doc, separators=(",", ":"), default=str)
-    if len(text) <= CHUNK * MAX_CHUNKS:
-        return text
-    doc = dict(doc, reason=_clip(doc.get("reason", ""), 2_000))
-    doc["data"] = {k: (_clip(v, 1_000) if isinstance(v, str) else v) for k, v in doc["data"].items()}
-    text = json.dumps(doc, separators=(",", ":"), default=str)
-    if len(text) > CHUNK * MAX_CHUNKS:
-        doc["data"] = {"truncated": True}
-        text = json.dumps(doc, separators=(",", ":"), default=str)
-    return text
-
-
-def _deployment_entity(d: Deployment, pk: str, row_key: str, event_count: int,
-                       doc: str | None = None) -> dict[str, Any]:
-    """The `d|` row (pk = app partition) or its index copy (pk = day partition): the same
-    summary fields, so the same server-side filters work on both."""
-    entity = {
-        "PartitionKey": pk, "RowKey": row_key,
-        "id": d.id, "app": d.target.app.lower(), "target": d.target.key,
-        "environment": d.environment, "phase": d.phase.value, "repository": d.repository,
-        "tag": d.tag, "digest": d.digest, "kind": d.kind.value,
-        "created_at": d.created_at.astimezone(timezone.utc).isoformat(), "event_count": event_count,
-    }
-    entity.update(_chunks(doc if doc is not None else _fit_doc(deployment_to_dict(d))))
-    return entity
-
-
-def _rows(d: Deployment, event_count: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(app partition row, index row) of one deployment, serialised once."""
-    inv = inverted_id(d.id)
-    doc = _fit_doc(deployment_to_dict(d))
-    return (_deployment_entity(d, _app_pk(d.target.app), "d|" + inv, event_count, doc),
-            _deployment_entity(d, _index_pk(d.id), inv, event_count, doc))
-
-
-def _deployment_from_entity(entity: Any) -> Deployment:
-    """From a `d|` row, or from an index copy: then the etag is the one of the `d|` row it copied
-    (`row_etag`), so a deployment listed across apps can be saved conditionally, and fails with
-    ConcurrencyError if the copy was behind."""
-    etag = entity.get("row_etag") or entity.metadata.get("etag")
-    return deployment_from_dict(json.loads(_join(entity)), etag=etag)
-
-
-def _state_to_dict(s: AppState) -> dict[str, Any]:
-    def iso(v: datetime | None) -> str | None:
-        return v.astimezone(timezone.utc).isoformat() if v else None
-
-    return {
-        "subscription_id": s.target.subscription_id, "resource_group": s.target.resource_group,
-        "app": s.target.app, "container": s.target.container,
-        "live_deployment_id": s.live_deployment_id, "live_revision": s.live_revision,
-        "live_image": s.live_image, "live_digest": s.live_digest, "live_tag": s.live_tag,
-        "live_since": iso(s.live_since), "environment": s.environment,
-        "active_deployment_id": s.active_deployment_id, "pending_deployment_id": s.pending_deployment_id,
-        "inflight_digests": list(s.inflight_digests), "latest_version_key": s.latest_version_key,
-        "last_deployment_id": s.last_deployment_id, "last_phase": s.last_phase,
-        "updated_at": iso(s.updated_at),
-    }
-
-
-def _state_from_dict(data: dict[str, Any], etag: str | None) -> AppState:
-    def dt(v: str | None) -> datetime | None:
-        return datetime.fromisoformat(v) if v else None
-
-    return AppState(
-        target=Target(data["subscription_id"], data["resource_group"], data["app"], data.get("container")),
-        live_deployment_id=data.get("live_deployment_id", ""), live_revision=data.get("live_revision", ""),
-        live_image=data.get("live_image", ""), live_digest=data.get("live_digest", ""),
-        live_tag=data.get("live_tag", ""), live_since=dt(data.get("live_since")),
-        environment=data.get("environment", ""), active_deployment_id=data.get("active_deployment_id", ""),
-        pending_deployment_id=data.get("pending_deployment_id", ""),
-        inflight_digests=tuple(data.get("inflight_digests") or ()),
-        latest_version_key=data.get("latest_version_key", ""),
-        last_deployment_id=data.get("last_deployment_id", ""), last_phase=data.get("last_phase", ""),
-        updated_at=dt(data.get("updated_at")), etag=etag,
-    )
-
-
-def _state_entity(s: AppState) -> dict[str, Any]:
-    return {"PartitionKey": _app_pk(s.target.app), "RowKey": "s|" + s.target.key,
-            "app": s.target.app.lower(), "environment": s.environment,
-            **_chunks(json.dumps(_state_to_dict(s), separators=(",", ":")))}
-
-
-def _registry_entity(s: AppState, state_etag: str | None) -> dict[str, Any]:
-    """The apps registry copy; `state_etag` is the etag of the state row it copies, so a state
-    read from `list_apps` can be saved conditionally like one from `get_app_state`."""
-    entity = _state_entity(s)
-    entity.update(PartitionKey=APPS_PK, RowKey=s.target.key, state_etag=state_etag or "")
-    return entity
-
-
-def _state_from_entity(entity: Any) -> AppState:
-    return _state_from_dict(json.loads(_join(entity)), entity.metadata.get("etag"))
-
-
-def _registry_from_entity(entity: Any) -> AppState:
-    return _state_from_dict(json.loads(_join(entity)), entity.get("state_etag") or None)
-
-
-def _event_entity(e: DeploymentEvent, app: str, seq: int) -> dict[str, Any]:
-    data = json.dumps(e.data, separators=(",", ":"), default=str)
-    if len(data) > MAX_EVENT_DATA:
-        data = json.dumps({k: (_clip(v, 500) if isinstance(v, str) else v) for k, v in e.data.items()},
-                          default=str)
-        if len(data) > MAX_EVENT_DATA:
-            data = json.dumps({"truncated": True})
-    return {
-        "PartitionKey": _app_pk(app), "RowKey": f"e|{inverted_id(e.deployment_id)}|{seq:06d}",
-        "deployment_id": e.deployment_id, "seq": seq, "at": e.at.astimezone(timezone.utc).isoformat(),
-        "phase": e.phase.value, "message": _clip(e.message, MAX_MESSAGE), "data": data,
-    }
-
-
-def _event_from_entity(entity: Any) -> DeploymentEvent:
-    return DeploymentEvent(
-        deployment_id=entity["deployment_id"], at=datetime.fromisoformat(entity["at"]),
-        phase=Phase(entity["phase"]), message=entity.get("message", ""),
-        data=json.loads(entity.get("data") or "{}"), seq=int(entity["seq"]),
-    )
-
-
-def _ignored_entity(item: IgnoredEvent) -> dict[str, Any]:
-    row_key = f"{_inverted_time(item.at)}|{item.key}"
-    return {
-        "PartitionKey": _day_pk("x|", row_key), "RowKey": row_key,
-        "at": item.at.astimezone(timezone.utc).isoformat(), "outcome": item.outcome,
-        "reason": _clip(item.reason, MAX_MESSAGE), "event_id": _clip(item.event_id, 512),
-        "event_type": _clip(item.event_type, 256), "registry": _clip(item.registry, 256),
-        "repository": _clip(item.repository, 512), "tag": _clip(item.tag, 256),
-        "digest": _clip(item.digest, 256), "app": _clip(item.app, 256),
-    }
-
-
-def _ignored_from_entity(entity: Any) -> IgnoredEvent:
-    return IgnoredEvent(
-        at=datetime.fromisoformat(entity["at"]), outcome=entity["outcome"], reason=entity["reason"],
-        event_id=entity.get("event_id", ""), event_type=entity.get("event_type", ""),
-        registry=entity.get("registry", ""), repository=entity.get("repository", ""),
-        tag=entity.get("tag", ""), digest=entity.get("digest", ""), app=entity.get("app", ""),
-    )
-
-
-def encode_continuation(row_key: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"after": row_key}).encode()).decode().rstrip("=")
-
-
-def decode_continuation(token: str) -> str:
-    """The RowKey to continue after. ValueError when the token is not one we issued."""
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        after = json.loads(raw)["after"]
-    except Exception as exc:  # noqa: BLE001 - any decoding failure means "not our token"
-        raise ValueError("continuation token is not valid") from exc
-    if not isinstance(after, str) or not after or len(after) > 1024:
-        raise ValueError("continuation token is not valid")
-    return after
-
-
-# --------------------------------------------------------------------------- the store
+def _next_token(entities: list[Any], more: bool) -> str | None:
+    return encode_continuation(entities[-1]["RowKey"]) if more and entities else None
 
 
 class RequestCounter:
@@ -411,7 +194,7 @@ class TableStore:
         with self._lock:
             self._seen[deployment_id] = (app.lower(), etag, count)
             self._seen.move_to_end(deployment_id)
-            while len(self._seen) > 4096:
+            while len(self._seen) > MAX_SEEN:
                 self._seen.popitem(last=False)
 
     def _read(self, n: int) -> None:
@@ -448,7 +231,7 @@ class TableStore:
         return found[:limit], more
 
     def _get(self, pk: str, row_key: str) -> Any | None:
-        if not _valid_key(pk) or not _valid_key(row_key):
+        if not valid_key(pk) or not valid_key(row_key):
             return None
         try:
             entity = self.table.get_entity(pk, row_key)
@@ -512,26 +295,19 @@ class TableStore:
 
     # ---- DeploymentRepository
     def get_app_state(self, target: Target) -> AppState | None:
-        entity = self._get(_app_pk(target.app), "s|" + target.key)
-        return _state_from_entity(entity) if entity is not None else None
-
-    def _state_op(self, state: AppState) -> tuple:
-        entity = _state_entity(state)
-        if state.etag is None:
-            return ("create", entity)
-        return ("update", entity, {"mode": UpdateMode.REPLACE, "etag": state.etag,
-                                   "match_condition": MatchConditions.IfNotModified})
+        entity = self._get(app_pk(target.app), state_rk(target.key))
+        return state_from_entity(entity) if entity is not None else None
 
     def create_deployment(self, deployment: Deployment, event: DeploymentEvent, state: AppState) -> AppState:
-        row, index_row = _rows(deployment, 1)
+        row, index_row = deployment_rows(deployment, 1)
         ops = [("create", row),
-               ("upsert", _event_entity(event, deployment.target.app, 1), {"mode": UpdateMode.REPLACE}),
-               self._state_op(state)]
+               _upsert(event_entity(event, deployment.target.app, 1)),
+               _put(state_entity(state), state.etag)]
         results = self._submit(ops)
         self._remember(deployment.id, deployment.target.app, results[0].get("etag"), 1)
         index_row["row_etag"] = results[0].get("etag") or ""
         stored = replace(state, etag=results[2].get("etag"))
-        follow = [index_row, _registry_entity(stored, stored.etag)]
+        follow = [index_row, registry_entity(stored, stored.etag)]
         if self.defer_index:
             self._index_later(follow)
         else:
@@ -539,7 +315,7 @@ class TableStore:
         return stored
 
     def save_app_state(self, state: AppState) -> AppState:
-        op = self._state_op(state)
+        op = _put(state_entity(state), state.etag)
         try:
             if op[0] == "create":
                 meta = self.table.create_entity(op[1])
@@ -548,7 +324,7 @@ class TableStore:
         except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as exc:
             raise ConcurrencyError(f"app state of {state.target.app} changed") from exc
         stored = replace(state, etag=meta.get("etag"))
-        self._index_now([_registry_entity(stored, stored.etag)])
+        self._index_now([registry_entity(stored, stored.etag)])
         self._written((APPS_PK, state.target.key))
         return stored
 
@@ -578,18 +354,15 @@ class TableStore:
             if cached and cached[1] == etag and cached[0] == app.lower():
                 count, condition = cached[2], etag
         if count is None:  # unknown: read the row for its event count (and etag when unconditional)
-            current = self._get(_app_pk(app), "d|" + inverted_id(deployment.id))
+            current = self._get(app_pk(app), deployment_rk(deployment.id))
             condition = current.metadata.get("etag") if current is not None else None
             if etag is not None and condition != etag:
                 raise ConcurrencyError(f"deployment {deployment.id} changed")
             count = int(current.get("event_count", 0)) if current is not None else 0
         total = count + len(events)
-        row, index_row = _rows(deployment, total)
-        first: tuple = ("create", row) if condition is None else (
-            "update", row, {"mode": UpdateMode.REPLACE, "etag": condition,
-                            "match_condition": MatchConditions.IfNotModified})
-        ops = [first] + [("upsert", _event_entity(e, app, count + n), {"mode": UpdateMode.REPLACE})
-                         for n, e in enumerate(events, start=1)]
+        row, index_row = deployment_rows(deployment, total)
+        ops = [_put(row, condition)] + [_upsert(event_entity(e, app, count + n))
+                                        for n, e in enumerate(events, start=1)]
         results = self._submit(ops)
         new_etag = results[0].get("etag")
         self._remember(deployment.id, app, new_etag, total)
@@ -604,10 +377,10 @@ class TableStore:
             seen = self._seen.get(deployment_id)
             if seen:
                 return seen[0]
-            pending = self._pending.get((_index_pk(deployment_id), inverted_id(deployment_id)))
+            pending = self._pending.get(index_key(deployment_id))
             if pending:
                 return pending["app"]
-        entity = self._get(_index_pk(deployment_id), inverted_id(deployment_id))
+        entity = self._get(*index_key(deployment_id))
         return entity.get("app") if entity is not None else None
 
     def get_deployment(self, deployment_id: str, app: str | None = None) -> Deployment | None:
@@ -617,9 +390,9 @@ class TableStore:
             name = partition_app or self._app_of(deployment_id)
             if not name:
                 return None
-            entity = self._get(_app_pk(name), "d|" + inverted_id(deployment_id))
+            entity = self._get(app_pk(name), deployment_rk(deployment_id))
             if entity is not None:
-                deployment = _deployment_from_entity(entity)
+                deployment = deployment_from_entity(entity)
                 self._remember(deployment_id, name, deployment.etag, int(entity.get("event_count", 0)))
                 return deployment
             if partition_app is None:
@@ -629,81 +402,50 @@ class TableStore:
         return None
 
     def record_ignored(self, item: IgnoredEvent) -> None:
-        self.table.upsert_entity(_ignored_entity(item), mode=UpdateMode.REPLACE)
+        self.table.upsert_entity(ignored_entity(item), mode=UpdateMode.REPLACE)
 
     # ---- HistoryReader
     def list_deployments(self, query: DeploymentQuery) -> Page:
         before = self._trips()
-        lo, hi = _bounds(query.since, query.until)
-        if query.app:
-            pk = _app_pk(query.app)
-            lo, hi = "d|" + lo, ("d|" + hi if query.since else "d}")
-            pk_clauses, params = ["PartitionKey eq @pk"], {"pk": pk}
-        else:
-            self._flush_if_pending()
-            pk_clauses, params = [], {}
-        after = None
-        if query.continuation:
-            after = decode_continuation(query.continuation)
-            if not lo <= after < hi or (not query.app and after.startswith("d|")):
-                raise ValueError("continuation token does not belong to this query")
         if not query.app:
-            first, last = _day_range("t|", after or lo, hi)
-            pk_clauses = ["PartitionKey ge @pklo", "PartitionKey le @pkhi"]
-            params = {"pklo": first, "pkhi": last}
-        clauses = pk_clauses + ["RowKey gt @lo" if after else "RowKey ge @lo", "RowKey lt @hi"]
-        params.update(lo=after or lo, hi=hi)
-        if query.environment:
-            clauses.append("environment eq @env")
-            params["env"] = query.environment
-        if query.repository:
-            clauses.append("repository eq @repo")
-            params["repo"] = query.repository
-        if query.status == "active":
-            for n, phase in enumerate(sorted(p.value for p in TERMINAL_PHASES)):
-                clauses.append(f"phase ne @t{n}")
-                params[f"t{n}"] = phase
-        elif query.status:
-            clauses.append("phase eq @phase")
-            params["phase"] = Phase(query.status).value
-        if query.app and not _valid_key(params["pk"]):
+            self._flush_if_pending()
+        found = deployment_filter(query)
+        if found is None:
             return Page([], None, round_trips=0)
         limit = max(1, min(int(query.limit), MAX_PAGE))
-        entities, more = self._query(" and ".join(clauses), params, limit)
+        entities, more = self._query(*found, limit)
         items = []
         for entity in entities:
-            deployment = _deployment_from_entity(entity)
+            deployment = deployment_from_entity(entity)
             if query.app or entity.get("row_etag"):  # etag + event count of the `d|` row
                 self._remember(deployment.id, deployment.target.app, deployment.etag,
                                int(entity.get("event_count", 0)))
             items.append(deployment)
-        continuation = encode_continuation(entities[-1]["RowKey"]) if more and entities else None
-        return Page(items, continuation, round_trips=self._trips() - before)
+        return Page(items, _next_token(entities, more), round_trips=self._trips() - before)
 
     def list_events(self, deployment_id: str, app: str | None = None) -> list[DeploymentEvent]:
         name = app or self._app_of(deployment_id)
-        if not name or not _valid_key(_app_pk(name)):
+        if not name or not valid_key(app_pk(name)):
             return []
-        prefix = f"e|{inverted_id(deployment_id)}|"
+        prefix = event_prefix(deployment_id)
         entities, _ = self._query("PartitionKey eq @pk and RowKey gt @lo and RowKey lt @hi",
-                                  {"pk": _app_pk(name), "lo": prefix, "hi": prefix + "~"}, 5_000)
-        return sorted((_event_from_entity(e) for e in entities), key=lambda e: e.seq)
+                                  {"pk": app_pk(name), "lo": prefix, "hi": prefix + "~"}, 5_000)
+        return sorted((event_from_entity(e) for e in entities), key=lambda e: e.seq)
 
     def list_apps(self) -> list[AppState]:
         self._flush_if_pending()
         entities, _ = self._query("PartitionKey eq @pk", {"pk": APPS_PK}, 5_000)
-        return [_registry_from_entity(e) for e in entities]
+        return [registry_from_entity(e) for e in entities]
 
     def list_ignored(self, since: datetime, until: datetime, limit: int = 100) -> Page:
         before = self._trips()
-        lo, hi = _bounds(since, until)
-        first, last = _day_range("x|", lo, hi)
+        lo, hi = time_bounds(since, until)
+        first, last = day_range(IGNORED_DAY, lo, hi)
         entities, more = self._query(
             "PartitionKey ge @pklo and PartitionKey le @pkhi and RowKey ge @lo and RowKey lt @hi",
             {"pklo": first, "pkhi": last, "lo": lo, "hi": hi}, max(1, min(limit, MAX_PAGE)))
-        items = [_ignored_from_entity(e) for e in entities]
-        continuation = encode_continuation(entities[-1]["RowKey"]) if more and entities else None
-        return Page(items, continuation, round_trips=self._trips() - before)
+        items = [ignored_from_entity(e) for e in entities]
+        return Page(items, _next_token(entities, more), round_trips=self._trips() - before)
 
     def _flush_if_pending(self) -> None:
         """Read-your-writes in this process for the cross-app views (see `defer_index`)."""
@@ -726,17 +468,17 @@ class TableStore:
 
         def add(entity: dict[str, Any]) -> None:
             batch = batches.setdefault(entity["PartitionKey"], [])
-            batch.append(("upsert", entity, {"mode": UpdateMode.REPLACE}))
+            batch.append(_upsert(entity))
             if len(batch) >= MAX_BATCH:
                 self.table.submit_transaction(batch)
                 batches[entity["PartitionKey"]] = []
 
         for deployment, event in deployments:
-            row, index_row = _rows(deployment, 1 if event is not None else 0)
+            row, index_row = deployment_rows(deployment, 1 if event is not None else 0)
             if rows in ("all", "app"):
                 add(row)
                 if event is not None:
-                    add(_event_entity(event, deployment.target.app, 1))
+                    add(event_entity(event, deployment.target.app, 1))
             if rows in ("all", "index"):
                 add(index_row)
             written += 1
