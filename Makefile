@@ -10,7 +10,8 @@ CKVSTAMP:= .venv-checkov/.installed
 
 .PHONY: setup test demo bench clean sysdeps
 
-setup: $(STAMP) $(NPMSTAMP) $(CKVSTAMP) sysdeps
+# sysdeps first: on a bare Debian/Ubuntu, `python3 -m venv` itself needs python3-venv.
+setup: sysdeps $(STAMP) $(NPMSTAMP) $(CKVSTAMP)
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(VPY) || $(PY) -m venv $(VENV)
@@ -31,12 +32,16 @@ $(CKVSTAMP): requirements-infra.txt
 
 # Debian's docker-registry (a real OCI registry with push notifications) and skopeo (pushes
 # without a Docker engine). Installed when missing and we are root; otherwise say so.
+# shellcheck lints the azd hooks (tests/infra); python3-venv makes `python3 -m venv` work.
+SYSPKGS := docker-registry skopeo shellcheck
 sysdeps:
-	@if command -v skopeo >/dev/null && command -v docker-registry >/dev/null; then :; \
+	@missing=""; for tool in $(SYSPKGS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	$(PY) -c "import ensurepip" 2>/dev/null || missing="$$missing python3-venv"; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-registry skopeo >/dev/null) \
-	  || echo "warning: could not install docker-registry/skopeo; the sandbox will send events directly"; \
-	else echo "note: docker-registry/skopeo missing (need root for apt-get); the sandbox will send events directly"; fi
+	  (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null) \
+	  || echo "warning: could not install$$missing; the sandbox will send events directly without a registry"; \
+	else echo "note: missing$$missing (need root for apt-get); the sandbox will send events directly without a registry"; fi
 
 test: setup
 	$(VPY) -m pytest $(PYTEST_ARGS)

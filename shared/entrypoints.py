@@ -60,7 +60,13 @@ def check_configuration() -> None:
     Cheap: parses settings and the rules file only; builds no client and calls nothing remote."""
     from shared.settings import Settings
 
+    from shared.domain.trust import trusted_registries
+
     settings = Settings.from_env()  # ValueError names the setting
+    try:
+        trusted_registries(settings.registries)
+    except ValueError as exc:
+        raise ValueError(f"ACR_DEPLOY_REGISTRIES: {exc}") from exc
     if settings.rules_file:
         from shared.services.rulesource import RuleBook
 
@@ -74,9 +80,19 @@ def handle_event(raw: dict[str, Any]) -> Any:
 
 
 def handle_rollout_message(body: str, dequeue_count: int = 1) -> None:
+    import logging
+
     from shared.bootstrap import get_container
 
-    get_container().rollout.handle_message(json.loads(body), dequeue_count)
+    try:
+        message = json.loads(body)
+    except ValueError:
+        # Not ours (nothing to record it against): say so and drop it rather than let it retry
+        # into the poison queue unexplained.
+        logging.getLogger("acr_deploy.rollout").error(
+            "rollout message is not JSON; dropped: %r", body[:200])
+        return
+    get_container().rollout.handle_message(message if isinstance(message, dict) else {}, dequeue_count)
 
 
 def handle_sweep() -> None:

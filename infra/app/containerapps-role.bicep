@@ -22,10 +22,6 @@ var actions = [
   'Microsoft.App/containerApps/revisions/activate/action'
   // containerAppsRevisions deactivate (failed revision, clean-up of old ones)
   'Microsoft.App/containerApps/revisions/deactivate/action'
-  // containerAppsRevisions restart
-  'Microsoft.App/containerApps/revisions/restart/action'
-  // managedEnvironments get (the environment's default domain / state of an app's environment)
-  'Microsoft.App/managedEnvironments/read'
   // polling the long-running update / createOrUpdate (Azure-AsyncOperation and Location headers)
   'Microsoft.App/locations/containerappOperationResults/read'
   'Microsoft.App/locations/containerappOperationStatuses/read'
@@ -35,7 +31,7 @@ resource role 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   name: guid(subscription().id, 'acr-deploy-container-apps-rollout', roleNameSuffix)
   properties: {
     roleName: 'acr-deploy Container Apps rollout (${roleNameSuffix})'
-    description: 'Read Container Apps, update them with new revisions and traffic, and activate, deactivate or restart revisions. Used by the acr-deploy function app.'
+    description: 'Read Container Apps, update them with new revisions and traffic, and activate or deactivate revisions. Used by the acr-deploy function app.'
     type: 'CustomRole'
     permissions: [
       {

@@ -2,7 +2,7 @@
 
 `HistoryApi.handle(operation, ...)` validates parameters (bad ones get 400 with a reason), asks the
 store one question and shapes JSON with snake_case keys (`deployment_to_dict`, `event_to_dict`).
-Described in docs/openapi.yaml, served at /api/openapi.json; the page at /api/history reads it too.
+Described in shared/openapi.yaml, served at /api/openapi.json; the page at /api/history reads it too.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from shared.ports import ConcurrencyError, DeploymentQuery
 log = logging.getLogger("acr_deploy.api")
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-OPENAPI_PATH = ROOT / "docs" / "openapi.yaml"
+OPENAPI_PATH = ROOT / "shared" / "openapi.yaml"  # inside the package: deployed with the code
 PAGE_PATH = Path(__file__).resolve().parent / "history_page.html"
 
 MAX_LIMIT = 200
@@ -227,7 +227,7 @@ class HistoryApi:
         import yaml
 
         if not OPENAPI_PATH.exists():
-            return _error(404, "docs/openapi.yaml is not deployed with this app")
+            return _error(404, "shared/openapi.yaml is not deployed with this app")
         return HttpResult(200, yaml.safe_load(OPENAPI_PATH.read_text(encoding="utf-8")))
 
     def _when(self, params: dict[str, str], name: str) -> datetime | None:

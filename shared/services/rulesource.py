@@ -137,16 +137,16 @@ class RuleBook:
             )
             return cls(loaded.rules, registries=loaded.registries,
                        tag_rollout=loaded.defaults_rollout, source=settings.rules_file,
-                       disabled=loaded.disabled, **common)
+                       disabled=loaded.disabled, **common).warm_up()
         if settings.subscription_id and settings.resource_group:
             rule = convention_rule(settings.subscription_id, settings.resource_group)
-            return cls([rule], source="zero-config convention", **common)
+            return cls([rule], source="zero-config convention", **common).warm_up()
         missing = [n for n, v in (("ACR_DEPLOY_SUBSCRIPTION_ID", settings.subscription_id),
                                   ("ACR_DEPLOY_RESOURCE_GROUP", settings.resource_group)) if not v]
         if settings.subscription_id and directory is not None:
             # Resource tags alone can drive deployments; the convention needs a default group.
             log.warning("no rules file and no %s: zero-config convention off, resource tags only", missing[0])
-            return cls([], source="resource tags only", **common)
+            return cls([], source="resource tags only", **common).warm_up()
         raise RulesError(
             "(no rules file)", "convention", missing[0],
             "the zero-config convention needs ACR_DEPLOY_SUBSCRIPTION_ID and ACR_DEPLOY_RESOURCE_GROUP "
@@ -240,6 +240,19 @@ class RuleBook:
                 self._loaded_at = self._clock()
                 self._last_error = ""
             return True
+
+    def warm_up(self) -> "RuleBook":
+        """Start the first discovery now, in the background, so the first push after a cold start
+        does not pay for listing apps through ARM (it waits only for what is left of this load,
+        through the refresh lock). No-op without discovery or in synchronous mode."""
+        if self._directory is not None and self._background:
+            with self._lock:
+                if self._refreshing:
+                    return self
+                self._refreshing = True
+            threading.Thread(target=self._refresh_in_background, name="acr-deploy-discovery",
+                             daemon=True).start()
+        return self
 
     def _refresh_in_background(self) -> None:
         try:

@@ -1,4 +1,4 @@
-"""The HTTP API: every route of function_app.py is described in docs/openapi.yaml, responses
+"""The HTTP API: every route of function_app.py is described in shared/openapi.yaml, responses
 match its schemas, bad parameters get 400 with a reason. Store: MemoryStore (the Table store runs
 the same contract in tests/contract; test_function_app_intake drives the HTTP functions on Azurite)."""
 
@@ -22,7 +22,7 @@ from shared.domain.model import (
 from shared.services.api import HistoryApi, parse_when
 
 ROOT = Path(__file__).resolve().parents[2]
-SPEC = yaml.safe_load((ROOT / "docs" / "openapi.yaml").read_text())
+SPEC = yaml.safe_load((ROOT / "shared" / "openapi.yaml").read_text())
 NOW = datetime(2024, 5, 2, 12, 0, tzinfo=timezone.utc)
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -73,7 +73,7 @@ def test_the_spec_is_valid_openapi_31_and_describes_every_route():
     assert len(routes) >= 8
     for route, method in routes:
         path = "/" + route
-        assert path in SPEC["paths"], f"{path} is not in docs/openapi.yaml"
+        assert path in SPEC["paths"], f"{path} is not in shared/openapi.yaml"
         assert method.lower() in SPEC["paths"][path], f"{method} {path} is not described"
         operation = SPEC["paths"][path][method.lower()]["operationId"]
         assert f'_http(req, "{operation}")' in source  # operationId = the API's operation name

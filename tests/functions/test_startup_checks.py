@@ -39,3 +39,25 @@ def test_the_example_rules_file_imports_cleanly(tmp_path):
     proc = _import_function_app({"ACR_DEPLOY_RULES_FILE": "rules.example.yaml", "ACR_DEPLOY_SUBSCRIPTION_ID": "s",
                                  "ACR_DEPLOY_RESOURCE_GROUP": "rg"}, tmp_path)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_an_unparseable_registry_setting_stops_the_import(tmp_path):
+    proc = _import_function_app({"ACR_DEPLOY_REGISTRIES": "not a registry=/bad"}, tmp_path)
+    assert proc.returncode != 0 and "ACR_DEPLOY_REGISTRIES" in proc.stderr
+
+
+def test_a_rollout_message_that_is_not_json_is_logged_and_dropped(caplog):
+    from shared import entrypoints
+    from shared.bootstrap import reset_container
+
+    class Boom:  # the worker must not be reached: there is no deployment to advance
+        @property
+        def rollout(self):
+            raise AssertionError("worker called for a non-JSON message")
+
+    reset_container(Boom())
+    try:
+        entrypoints.handle_rollout_message("{not json", 1)
+    finally:
+        reset_container(None)
+    assert "not JSON" in caplog.text

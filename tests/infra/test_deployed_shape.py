@@ -52,18 +52,35 @@ EXPECTED_ASSIGNMENTS = {
     ("app/containerapps-role-assignment.bicep", "assignment"): (CUSTOM_CONTAINER_APPS_ROLE, None, "principalId"),
 }
 
-# Exactly the Microsoft.App actions behind the azure-mgmt-appcontainers calls the pipeline makes.
-EXPECTED_CONTAINER_APPS_ACTIONS = {
-    "Microsoft.App/containerApps/read",  # container_apps.get / list_by_resource_group
-    "Microsoft.App/containerApps/write",  # container_apps.begin_update (PATCH) / begin_create_or_update (PUT)
-    "Microsoft.App/containerApps/revisions/read",  # container_apps_revisions.list_revisions / get_revision
-    "Microsoft.App/containerApps/revisions/activate/action",  # activate_revision
-    "Microsoft.App/containerApps/revisions/deactivate/action",  # deactivate_revision
-    "Microsoft.App/containerApps/revisions/restart/action",  # restart_revision
-    "Microsoft.App/managedEnvironments/read",  # managed_environments.get
-    "Microsoft.App/locations/containerappOperationResults/read",  # LRO polling (Location)
-    "Microsoft.App/locations/containerappOperationStatuses/read",  # LRO polling (Azure-AsyncOperation)
+# The Microsoft.App action behind each azure-mgmt-appcontainers operation the code may call.
+SDK_ACTIONS = {
+    "get": "Microsoft.App/containerApps/read",
+    "list_by_resource_group": "Microsoft.App/containerApps/read",
+    "list_by_subscription": "Microsoft.App/containerApps/read",
+    "begin_update": "Microsoft.App/containerApps/write",
+    "begin_create_or_update": "Microsoft.App/containerApps/write",
+    "begin_delete": "Microsoft.App/containerApps/delete",
+    "list_revisions": "Microsoft.App/containerApps/revisions/read",
+    "get_revision": "Microsoft.App/containerApps/revisions/read",
+    "activate_revision": "Microsoft.App/containerApps/revisions/activate/action",
+    "deactivate_revision": "Microsoft.App/containerApps/revisions/deactivate/action",
+    "restart_revision": "Microsoft.App/containerApps/revisions/restart/action",
 }
+LRO_POLLING = {  # the begin_* pollers follow Azure-AsyncOperation / Location on these
+    "Microsoft.App/locations/containerappOperationResults/read",
+    "Microsoft.App/locations/containerappOperationStatuses/read",
+}
+
+
+def _actions_the_code_calls() -> set[str]:
+    """Derived from the adapter's source, so the role cannot drift from the code either way."""
+    source = (REPO_ROOT / "shared" / "adapters" / "containerapps.py").read_text()
+    called = set(re.findall(r"\.(\w+)\b", source)) & set(SDK_ACTIONS)  # calls and method references
+    actions = {SDK_ACTIONS[name] for name in called}
+    return actions | (LRO_POLLING if any(n.startswith("begin_") for n in called) else set())
+
+
+EXPECTED_CONTAINER_APPS_ACTIONS = _actions_the_code_calls()
 
 GUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 

@@ -13,9 +13,7 @@ from hypothesis import given, settings, strategies as st
 from shared.domain.events import Ignored, Rejected, parse_event, parse_time
 from shared.domain.model import ImagePush
 
-REF = Path(__file__).resolve().parents[3] / "shared" / "reference" / "eventgrid"
-if not REF.exists():  # the repo may be checked out elsewhere than /work/main
-    REF = Path("/work/shared/reference/eventgrid")
+REF = Path(__file__).resolve().parents[1] / "fixtures" / "eventgrid"  # the published samples
 DIGEST = "sha256:213bbc182920ab41e18edc2001e06abcca6735d87782d9cef68abd83941cf0e5"
 
 

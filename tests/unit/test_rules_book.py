@@ -207,3 +207,20 @@ def test_explain_lists_sources_and_rules(tmp_path):
     (dep,) = data["deployments"]
     assert dep["app"] == "orders-api" and dep["image"].startswith("myreg.azurecr.io/orders-api@sha256:")
     assert data["summary"] == "planned for orders-api"
+
+
+def test_discovery_warms_up_in_the_background_and_the_first_push_waits_only_for_it():
+    release = threading.Event()
+
+    class SlowDirectory(FakeDirectory):
+        def list_tagged_apps(self):
+            assert release.wait(10), "warm-up never released"
+            return super().list_tagged_apps()
+
+    directory = SlowDirectory([app("orders-api-canary", {"acr-deploy.repository": "orders-api"})])
+    book = RuleBook.from_settings(settings(), directory=directory)  # background, as the function app
+    assert directory.calls == 0  # construction did not block on ARM: the load runs in a thread
+    release.set()
+    result = book.plan(push("orders-api", "1.2.3"))  # joins the warm-up instead of listing again
+    assert [d.target.app for d in result.deployments] == ["orders-api", "orders-api-canary"]
+    assert directory.calls == 1

@@ -96,8 +96,10 @@ def test_template_errors(template, groups, message):
         check_template(template, groups)
 
 
-def test_known_placeholders_pass():
-    check_template("{registry}{repository}{name}{tag}{group:pr}", frozenset({"pr"}))
+def test_known_placeholders_pass_and_an_undeclared_group_does_not():
+    check_template("{registry}{repository}{name}{tag}{group:pr}", frozenset({"pr"}))  # no error
+    with pytest.raises(TemplateError):
+        check_template("{registry}{repository}{name}{tag}{group:pr}", frozenset())
 
 
 @pytest.mark.parametrize(
