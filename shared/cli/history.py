@@ -9,11 +9,12 @@ identical. Readable tables by default; `--json` and `--csv` for scripts.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
 from typing import Any
+
+from shared.cli._output import add_output_flags, write_csv
 
 EXIT_BAD_INPUT, EXIT_NOT_FOUND, EXIT_FAILED = 2, 3, 1
 
@@ -68,9 +69,7 @@ def register(subparsers: Any) -> None:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    out = parser.add_mutually_exclusive_group()
-    out.add_argument("--json", action="store_true", help="JSON, as the HTTP API returns it")
-    out.add_argument("--csv", action="store_true", help="CSV with a header row")
+    add_output_flags(parser, json_help="JSON, as the HTTP API returns it")
     parser.add_argument("--url", "--api", dest="url", metavar="URL",
                         help="read through the function app's HTTP API (e.g. https://<app>.azurewebsites.net); "
                              "default: $ACR_DEPLOY_FUNCTION_URL, else the Table store from local settings")
@@ -201,10 +200,7 @@ def _emit(args: argparse.Namespace, body: Any, rows: list[dict], columns: tuple[
     if args.json:
         _print_json(body)
     elif args.csv:
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
+        write_csv(rows, columns)
     else:
         _table(rows, table_columns or columns, title)
 

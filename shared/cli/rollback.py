@@ -2,7 +2,9 @@
 
 Records a kind=rollback deployment and enqueues it through the rollout worker's `request_rollback`
 (the same machinery as a push: take the app, check the target revision, shift, verify, record).
-The queue trigger does the work; `--wait` follows the history until it ends.
+The queue trigger does the work; `--wait` follows the history until it ends. `--json` prints the
+whole deployment record, `--csv` one row (ROLLBACK_COLUMNS) with a header; either keeps stdout free
+of the progress lines.
 """
 
 from __future__ import annotations
@@ -12,10 +14,16 @@ import getpass
 import json
 import sys
 import time
+from typing import TYPE_CHECKING, TextIO
 
+from shared.cli._output import add_output_flags, write_csv
 from shared.errors import AcrDeployError
 
+if TYPE_CHECKING:
+    from shared.domain.model import Deployment
+
 EXIT_CODES = {"NotFoundError": 3, "ConflictError": 4, "InvalidRequestError": 2}
+ROLLBACK_COLUMNS = ("id", "app", "revision", "phase", "reason")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--resource-group", "-g", help="resource group (when the name is ambiguous)")
     parser.add_argument("--wait", action="store_true", help="follow the rollback until it ends")
     parser.add_argument("--timeout", type=float, default=300.0, help="--wait limit in seconds (default 300)")
-    parser.add_argument("--json", action="store_true", help="print the deployment as JSON")
+    add_output_flags(parser, json_help="print the deployment as JSON",
+                     csv_help="print id, app, revision, phase, reason as CSV with a header row")
     parser.set_defaults(func=run)
 
 
@@ -57,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:  # broken settings
         print(f"acr-deploy rollback: {exc}", file=sys.stderr)
         return 2
-    if not args.json:
+    quiet = args.json or args.csv  # scripts get only the record on stdout
+    if not quiet:
         print(f"rollback {d.id} queued: {d.target.app} -> {d.revision}")
     if args.wait:
         deadline = time.monotonic() + max(args.timeout, 0.0)
@@ -67,10 +77,19 @@ def run(args: argparse.Namespace) -> int:
                 d = current
                 break
             time.sleep(1.0)
-        if not args.json:
+        if not quiet:
             print(f"{d.phase}: {d.reason}" if d.phase.terminal else "still running (see acr-deploy show)")
     if args.json:
         print(json.dumps(deployment_to_dict(d), indent=2))
+    elif args.csv:
+        write_rollback_csv(d)
     if args.wait and d.phase.terminal and d.phase.value != "succeeded":
         return 1
     return 0
+
+
+def write_rollback_csv(d: "Deployment", stream: TextIO | None = None) -> None:
+    """The rollback as one CSV row of ROLLBACK_COLUMNS: the very values --json prints for those keys."""
+    from shared.domain.model import deployment_to_dict
+
+    write_csv([deployment_to_dict(d)], ROLLBACK_COLUMNS, stream)

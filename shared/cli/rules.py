@@ -4,6 +4,8 @@ check: validate the rules file the function app would load (exit 0 with a summar
 every problem, each naming file, line, rule and field).
 explain: a dry run of planning for one push: which rules match, which do not and why, and what
 would be deployed where. Nothing is written anywhere.
+Readable tables by default; `--json` and `--csv` (same data, one row per rule / problem / decision)
+for scripts.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from shared.cli._output import add_output_flags, write_csv
 from shared.cli._settings import load_settings
 from shared.domain.model import ImagePush
 from shared.domain.rules import RulesError, parse_registry_entry
@@ -26,6 +29,13 @@ from shared.services.rulesource import RuleBook
 PLACEHOLDER_DIGEST = "sha256:" + "0" * 64
 TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+# --csv columns. Several values in one cell (repositories, targets) are joined with LIST_SEP.
+CHECK_COLUMNS = ("name", "source", "repository", "policy", "targets", "environment")
+PROBLEM_COLUMNS = ("file", "line", "rule", "field", "message")
+EXPLAIN_COLUMNS = ("rule", "source", "matched", "stage", "reason", "app", "resource_group", "subscription",
+                   "container", "image")
+LIST_SEP = ";"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,7 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     check = sub.add_parser("check", help="validate the rules file (exit 1 listing every problem)")
     check.add_argument("--file", help="rules file (default: ACR_DEPLOY_RULES_FILE)")
-    check.add_argument("--json", action="store_true", help="machine-readable output")
+    add_output_flags(check, json_help="machine-readable output",
+                     csv_help=f"CSV: one row per rule (lists joined with '{LIST_SEP}'), or per problem")
     check.set_defaults(func=cmd_check)
 
     explain = sub.add_parser(
@@ -50,7 +61,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     explain.add_argument("--digest", help="image digest (default: a placeholder)")
     explain.add_argument("--discover", action="store_true",
                          help="also discover rules from acr-deploy.* resource tags (calls ARM)")
-    explain.add_argument("--json", action="store_true", help="machine-readable output")
+    add_output_flags(explain, json_help="machine-readable output",
+                     csv_help="CSV: one row per (rule, target) decision")
     explain.set_defaults(func=cmd_explain)
 
 
@@ -98,8 +110,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     try:
         book = _book(args, settings)
     except RulesError as exc:
+        problems = [dataclasses.asdict(p) for p in exc.problems]
         if args.json:
-            print(json.dumps({"ok": False, "problems": [dataclasses.asdict(p) for p in exc.problems]}, indent=2))
+            print(json.dumps({"ok": False, "problems": problems}, indent=2))
+        elif args.csv:
+            write_csv(problems, PROBLEM_COLUMNS)
         else:
             console = _console()
             count = len(exc.problems)
@@ -113,6 +128,9 @@ def cmd_check(args: argparse.Namespace) -> int:
                           "disabled": list(book.disabled),
                           "registries": book.trusted_registries()}, indent=2))
         return 0
+    if args.csv:
+        write_csv(check_rows(rules), CHECK_COLUMNS)
+        return 0
     console = _console()
     off = f" ({len(book.disabled)} disabled: {', '.join(book.disabled)})" if book.disabled else ""
     console.print(f"{book.source}: OK, {len(rules)} rule{'s' if len(rules) != 1 else ''}{off}", markup=False)
@@ -125,6 +143,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     if book.trusted_registries():
         console.print("Registries: " + ", ".join(book.trusted_registries()), markup=False)
     return 0
+
+
+def check_rows(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`Rule.describe()` dicts -> --csv rows of CHECK_COLUMNS."""
+    return [
+        {"name": r["name"], "source": r["source"], "repository": LIST_SEP.join(r["repositories"]),
+         "policy": r["tags"], "targets": LIST_SEP.join(r["targets"]), "environment": r["environment"]}
+        for r in rules
+    ]
 
 
 def _rules_table(console, rules: list[dict[str, Any]]) -> None:
@@ -201,8 +228,33 @@ def cmd_explain(args: argparse.Namespace) -> int:
         data["placeholder_digest"] = digest == PLACEHOLDER_DIGEST
         print(json.dumps(data, indent=2))
         return 0
+    if args.csv:
+        if registry_note:  # the rows cannot carry it; stdout stays pure CSV
+            print(f"acr-deploy: {registry_note}", file=sys.stderr)
+        write_csv(explain_rows(explanation.to_dict()), EXPLAIN_COLUMNS)
+        return 0
     _print_explanation(explanation.to_dict(), registry_note, digest == PLACEHOLDER_DIGEST)
     return 0
+
+
+def explain_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """An explanation's dict -> --csv rows: one per (rule, target) the rule would deploy to, and one
+    with empty target cells for a rule that deploys nothing. `image` is filled only where a
+    deployment would be made, from the planned deployment itself."""
+    images = {(p["rule"], p["subscription_id"], p["resource_group"], p["app"], p["container"]): p["image"]
+              for p in data["deployments"]}
+    rows = []
+    for d in data["decisions"]:
+        base = {k: d[k] for k in ("rule", "source", "matched", "stage", "reason")}
+        for t in d["targets"] or [None]:
+            row = dict(base)
+            if t is not None:
+                row.update(app=t["app"], resource_group=t["resource_group"], subscription=t["subscription_id"],
+                           container=t["container"],
+                           image=images.get((d["rule"], t["subscription_id"], t["resource_group"], t["app"],
+                                             t["container"])))
+            rows.append(row)
+    return rows
 
 
 def _print_explanation(data: dict[str, Any], registry_note: str, placeholder: bool) -> None:

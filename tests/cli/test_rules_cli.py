@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import shutil
 import subprocess
@@ -170,6 +172,97 @@ def test_explain_with_a_broken_file_fails(workdir, capsys):
     (workdir / "rules.yaml").write_text(BROKEN)
     code, _, err = run(capsys, "rules", "explain", "orders-api:1.4.2", "--file", "rules.yaml")
     assert code == 1 and "tags.semver" in err
+
+
+def rows_of(text: str) -> tuple[list[str], list[dict[str, str]]]:
+    """CSV as a script reads it: the header row, then dicts."""
+    return next(csv.reader(io.StringIO(text))), list(csv.DictReader(io.StringIO(text)))
+
+
+def test_check_csv_one_row_per_rule(workdir, capsys):
+    (workdir / "rules.yaml").write_text(GOOD)
+    code, out, err = run(capsys, "rules", "check", "--file", "rules.yaml", "--csv")
+    assert code == 0 and err == ""
+    header, rows = rows_of(out)
+    assert header == ["name", "source", "repository", "policy", "targets", "environment"]
+    assert rows == [
+        {"name": "orders", "source": "rules", "repository": "orders-api",
+         "policy": "semver >=1.2 <2 (releases only)", "targets": "apps/orders-api;weu/orders-api-weu",
+         "environment": "production"},
+        {"name": "previews", "source": "rules", "repository": "web", "policy": r"regex ^pr-(?P<pr>\d+)$",
+         "targets": "apps/pr-{group:pr}", "environment": ""},
+    ]
+    # Same data as --json.
+    _, out, _ = run(capsys, "rules", "check", "--file", "rules.yaml", "--json")
+    data = json.loads(out)
+    assert [(r["name"], r["tags"], r["targets"]) for r in data["rules"]] == [
+        (r["name"], r["policy"], r["targets"].split(";")) for r in rows]
+
+
+def test_check_csv_one_row_per_problem_and_exit_1(workdir, capsys):
+    (workdir / "rules.yaml").write_text(BROKEN)
+    code, out, _ = run(capsys, "rules", "check", "--file", "rules.yaml", "--csv")
+    assert code == 1
+    header, rows = rows_of(out)
+    assert header == ["file", "line", "rule", "field", "message"]
+    assert [(r["file"], r["line"], r["rule"], r["field"]) for r in rows] == [
+        ("rules.yaml", "6", "orders", "tags.semver"), ("rules.yaml", "7", "orders", "targets[0].app"),
+        ("rules.yaml", "8", "#2", "targetz"), ("rules.yaml", "8", "#2", "targets")]
+    assert rows[0]["message"] == "'<' needs a version after it"
+    # a message with commas and quotes stays one cell
+    assert rows[1]["message"].startswith("'Orders' is not valid: Container App names are 2-32 lowercase")
+    _, out, _ = run(capsys, "rules", "check", "--file", "rules.yaml", "--json")
+    assert [p["message"] for p in json.loads(out)["problems"]] == [r["message"] for r in rows]
+
+
+def test_explain_csv_one_row_per_rule_and_target(workdir, capsys):
+    (workdir / "rules.yaml").write_text(GOOD)
+    digest = "sha256:" + "cd" * 32
+    code, out, err = run(capsys, "rules", "explain", "orders-api:1.4.2", "--file", "rules.yaml",
+                         "--digest", digest, "--csv")
+    assert code == 0 and err == ""
+    header, rows = rows_of(out)
+    assert header == ["rule", "source", "matched", "stage", "reason", "app", "resource_group", "subscription",
+                      "container", "image"]
+    image = f"myreg.azurecr.io/orders-api@{digest}"
+    planned = [(r["rule"], r["matched"], r["stage"], r["app"], r["resource_group"], r["subscription"],
+                r["container"], r["image"]) for r in rows]
+    assert planned == [
+        ("orders", "true", "planned", "orders-api", "apps", SUB, "", image),
+        ("orders", "true", "planned", "orders-api-weu", "weu", SUB, "", image),
+        ("previews", "false", "repository", "", "", "", "", ""),
+    ]
+    assert "1.4.2 satisfies semver >=1.2 <2" in rows[0]["reason"]
+    assert rows[2]["reason"] == "repository myreg.azurecr.io/orders-api does not match web"
+
+
+def test_explain_csv_carries_the_same_decisions_as_json(workdir, capsys):
+    (workdir / "rules.yaml").write_text(GOOD)
+    for ref in ("web:pr-17", "orders-api:latest", "orders-api:1.9.0"):
+        _, out, _ = run(capsys, "rules", "explain", ref, "--file", "rules.yaml", "--json")
+        data = json.loads(out)
+        _, out, _ = run(capsys, "rules", "explain", ref, "--file", "rules.yaml", "--csv")
+        rows = rows_of(out)[1]
+        expected = [(d["rule"], d["source"], json.dumps(d["matched"]), d["stage"], d["reason"], t["app"])
+                    for d in data["decisions"] for t in d["targets"] or [{"app": ""}]]
+        assert [(r["rule"], r["source"], r["matched"], r["stage"], r["reason"], r["app"]) for r in rows] == expected
+        assert {r["image"] for r in rows if r["app"]} == {p["image"] for p in data["deployments"]}
+
+
+def test_explain_csv_keeps_stdout_pure_and_notes_an_untrusted_registry_on_stderr(workdir, capsys):
+    (workdir / "rules.yaml").write_text(GOOD)
+    code, out, err = run(capsys, "rules", "explain", "evil.example.com/web:pr-3", "--file", "rules.yaml", "--csv")
+    assert code == 0 and "registry evil.example.com is not trusted" in err
+    rows = rows_of(out)[1]
+    assert [(r["rule"], r["matched"], r["app"]) for r in rows] == [("orders", "false", ""), ("previews", "true", "pr-3")]
+
+
+@pytest.mark.parametrize("argv", [("check",), ("explain", "orders-api:1.4.2")])
+def test_csv_and_json_are_mutually_exclusive(workdir, capsys, argv):
+    (workdir / "rules.yaml").write_text(GOOD)
+    with pytest.raises(SystemExit) as exit_:
+        main(["rules", *argv, "--file", "rules.yaml", "--json", "--csv"])
+    assert exit_.value.code == 2 and "not allowed with" in capsys.readouterr().err
 
 
 def test_rules_without_a_subcommand_prints_help(workdir, capsys):
