@@ -12,7 +12,7 @@ from shared.domain import rollout as plan
 from shared.domain import traffic
 from shared.domain.model import Deployment, DeploymentEvent, DeploymentKind, Phase
 from shared.ports import PermanentAzureError, TransientAzureError
-from shared.services.rollout_records import Next, Recorder, RolloutPorts
+from shared.services.rollout_records import Next, Recorder, RolloutPorts, parse
 
 log = logging.getLogger("acr_deploy.rollout")
 
@@ -24,51 +24,106 @@ class Endings:
         self.ports = ports
         self.recorder = recorder
 
+    # Every ending that changes Azure first records what it decided (`data["ending"]`, with the
+    # attempts that decided it), then makes the change, then records the terminal phase. A process
+    # killed between the change and the terminal record resumes the recorded ending (`resume`) on
+    # the next delivery. Without that record the redelivery re-ran the phase's checks against an
+    # app whose traffic had already gone back, saw them pass and promoted the failed revision to
+    # 100 % (tests/scenario/test_crash_after_azure_change.py proves it).
+    def _decide(self, d: Deployment, kind: str, reason: str, events: tuple | list,
+                **extra: object) -> Deployment:
+        d.data["ending"] = {"kind": kind, "reason": reason, **extra}
+        return self.recorder.save(d, *events)
+
+    def resume(self, d: Deployment) -> Next:
+        """Finish the ending recorded before a crash (see `_decide`): its Azure changes are
+        idempotent, and its reason is the one decided then."""
+        ending = dict(d.data.get("ending") or {})
+        kind, reason = ending.get("kind"), str(ending.get("reason") or "")
+        if kind == "roll_back":
+            return self._complete_roll_back(d, reason, resumed=True)
+        if kind == "fail":
+            return self._complete_fail(d, reason, (), resumed=True)
+        if kind == "succeed":
+            return self._complete_succeed(d, ending, [], resumed=True)
+        return self.recorder.finish(d, Phase.FAILED, f"unknown recorded ending {kind!r}: {reason[:300]}")
+
     def succeed(self, d: Deployment, summary: str, events: list[DeploymentEvent]) -> Next:
+        """Keep `keep_previous` earlier revisions warm, deactivate older ones. Best effort: a failure
+        here is recorded but never fails a deployment that already serves."""
         now = self.ports.clock()
-        kept, removed, problems = self._clean_up(d)
-        parts = [f"{d.revision} serves 100 % ({summary})"]
+        ending: dict = {"summary": summary, "at": now.isoformat(), "doomed": [], "kept": [], "problems": []}
+        try:
+            info = self.ports.apps.get_app(d.target)
+        except (TransientAzureError, PermanentAzureError) as exc:
+            ending["problems"] = [f"(could not list revisions: {exc})"]
+            return self._complete_succeed(d, ending, events)
+        doomed = plan.deactivation_plan(info.revisions, d.revision, d.previous_traffic,
+                                        d.rollout.keep_previous)
+        ending["doomed"] = list(doomed)
+        ending["kept"] = [r.name for r in info.revisions
+                          if r.active and r.name != d.revision and r.name not in doomed]
+        if doomed:  # Azure changes follow: record the plan first (nothing to resume otherwise)
+            d = self._decide(d, "succeed", "", events, **{k: v for k, v in ending.items()})
+            events = []
+        return self._complete_succeed(d, ending, events)
+
+    def _complete_succeed(self, d: Deployment, ending: dict, events: list[DeploymentEvent],
+                          resumed: bool = False) -> Next:
+        apps = self.ports.apps
+        removed, problems = [], list(ending.get("problems") or [])
+        for name in ending.get("doomed") or []:
+            try:
+                if resumed:  # deactivated before the crash: count it, do not ask twice
+                    rev = apps.get_revision(d.target, name)
+                    if rev is None or not rev.active:
+                        removed.append(name)
+                        continue
+                apps.set_revision_active(d.target, name, False)
+                removed.append(name)
+            except (TransientAzureError, PermanentAzureError) as exc:
+                problems.append(f"{name} ({str(exc)[:120]})")
+        kept = list(ending.get("kept") or [])
+        parts = [f"{d.revision} serves 100 % ({ending.get('summary', '')})"]
         if kept:
             parts.append(f"kept warm for rollback: {', '.join(kept)}")
         if removed:
             parts.append(f"deactivated: {', '.join(removed)}")
         if problems:
             parts.append(f"could not deactivate: {', '.join(problems)}")
-        return self.recorder.finish(d, Phase.SUCCEEDED, "; ".join(parts), *events, at=now,
+        d.data.pop("ending", None)
+        at = parse(ending.get("at")) or self.ports.clock()
+        return self.recorder.finish(d, Phase.SUCCEEDED, "; ".join(parts), *events, at=at,
                                     kept=kept, deactivated=removed)
-
-    def _clean_up(self, d: Deployment) -> tuple[list[str], list[str], list[str]]:
-        """Keep `keep_previous` earlier revisions warm, deactivate older ones. Best effort: a failure
-        here is recorded but never fails a deployment that already serves."""
-        apps = self.ports.apps
-        try:
-            info = apps.get_app(d.target)
-        except (TransientAzureError, PermanentAzureError) as exc:
-            return [], [], [f"(could not list revisions: {exc})"]
-        doomed = plan.deactivation_plan(info.revisions, d.revision, d.previous_traffic,
-                                        d.rollout.keep_previous)
-        active = [r.name for r in info.revisions if r.active and r.name != d.revision]
-        removed, problems = [], []
-        for name in doomed:
-            try:
-                apps.set_revision_active(d.target, name, False)
-                removed.append(name)
-            except (TransientAzureError, PermanentAzureError) as exc:
-                problems.append(f"{name} ({str(exc)[:120]})")
-        kept = [n for n in active if n not in doomed]
-        return kept, removed, problems
 
     def fail_before_shift(self, d: Deployment, reason: str, *events: DeploymentEvent) -> Next:
         """Nothing was shifted: the new revision (0 %) is deactivated, traffic was never touched."""
-        reason = reason + self._deactivate_new(d)
+        if self._owns_new_revision(d):
+            d = self._decide(d, "fail", reason, events)
+            events = ()
+        return self._complete_fail(d, reason, events)
+
+    def _complete_fail(self, d: Deployment, reason: str, events: tuple, resumed: bool = False) -> Next:
+        reason = reason + self._deactivate_new(d, resumed)
+        d.data.pop("ending", None)
         return self.recorder.finish(d, Phase.FAILED, reason, *events)
 
-    def _deactivate_new(self, d: Deployment) -> str:
+    @staticmethod
+    def _owns_new_revision(d: Deployment) -> bool:
         if not d.revision or (d.kind == DeploymentKind.ROLLBACK and not d.data.get("activated")):
-            return ""  # a rollback target that was already active stays as it was
-        if d.phase == Phase.QUEUED:
+            return False  # a rollback target that was already active stays as it was
+        return d.phase != Phase.QUEUED
+
+    def _deactivate_new(self, d: Deployment, resumed: bool = False) -> str:
+        if not self._owns_new_revision(d):
             return ""
         try:
+            if resumed:  # deactivated before the crash: say so, do not ask twice
+                rev = self.ports.apps.get_revision(d.target, d.revision)
+                if rev is None:
+                    return ""
+                if not rev.active:
+                    return f"; {d.revision} deactivated"
             self.ports.apps.set_revision_active(d.target, d.revision, False)
             return f"; {d.revision} deactivated"
         except PermanentAzureError as exc:
@@ -80,14 +135,19 @@ class Endings:
 
     def roll_back(self, d: Deployment, reason: str, *events: DeploymentEvent) -> Next:
         """Traffic returns to what served before; the new revision is deactivated."""
-        table = plan.rollback_table(d)
-        if not table:
+        if not plan.rollback_table(d):
             return self.recorder.finish(d, Phase.FAILED, f"{reason}; nothing served before {d.revision}, "
                                         "so it keeps the traffic", *events)
-        self.ports.apps.set_traffic(d.target, table)
-        suffix = self._deactivate_new(d)
+        d = self._decide(d, "roll_back", reason, events)
+        return self._complete_roll_back(d, reason)
+
+    def _complete_roll_back(self, d: Deployment, reason: str, resumed: bool = False) -> Next:
+        table = plan.rollback_table(d)
+        self.ports.apps.set_traffic(d.target, table)  # the same table again is harmless
+        suffix = self._deactivate_new(d, resumed)
+        d.data.pop("ending", None)
         return self.recorder.finish(d, Phase.ROLLED_BACK,
-                                    f"{reason}; traffic back to {traffic.describe(table)}{suffix}", *events,
+                                    f"{reason}; traffic back to {traffic.describe(table)}{suffix}",
                                     traffic=table)
 
     def supersede(self, d: Deployment, newer: str) -> Next:

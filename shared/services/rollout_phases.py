@@ -41,9 +41,15 @@ class Phases:
         now = self.ports.clock()
         if d.deadline is None:
             d = d.evolve(deadline=plan.deadline_for(d))
-        if plan.past_deadline(d, now):
+        # A recorded ending (see Endings._decide) was decided before a crash; its Azure change may
+        # already be made. Finish it, whatever the deadline or a newer push says: re-running the
+        # phase's checks against the changed app could pass and undo a rollback.
+        ending = d.data.get("ending") and not d.phase.terminal
+        if not ending and plan.past_deadline(d, now):
             return self.endings.expire(d)
         try:
+            if ending:
+                return self.endings.resume(d)
             if d.phase == Phase.QUEUED:
                 return self._claim(d)
             state = self.ports.store.get_app_state(d.target)
