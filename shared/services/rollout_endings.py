@@ -46,6 +46,8 @@ class Endings:
             return self._complete_fail(d, reason, (), resumed=True)
         if kind == "succeed":
             return self._complete_succeed(d, ending, [], resumed=True)
+        if kind == "give_up":
+            return self._complete_give_up(d, reason, resumed=True)
         return self.recorder.finish(d, Phase.FAILED, f"unknown recorded ending {kind!r}: {reason[:300]}")
 
     def succeed(self, d: Deployment, summary: str, events: list[DeploymentEvent]) -> Next:
@@ -197,12 +199,21 @@ class Endings:
                 self.recorder.settle(d)
             return
         reason = f"a step kept failing ({dequeue_count} deliveries): {type(exc).__name__}: {str(exc)[:400]}"
+        # Decide first (see `_decide`): a worker killed after putting traffic back (or deactivating
+        # the new revision) but before the FAILED record would otherwise re-run the phase on the
+        # next delivery (or the sweeper's re-sent message) against the restored app, and could
+        # promote what it had given up on (tests/scenario/test_crash_manual_rollback.py).
+        d = self._decide(d, "give_up", reason, ())
+        self._complete_give_up(d, reason)
+
+    def _complete_give_up(self, d: Deployment, reason: str, resumed: bool = False) -> Next:
         try:
             if d.phase not in plan.SHIFTED:
-                reason += self._deactivate_new(d)
+                reason += self._deactivate_new(d, resumed)
             elif table := plan.rollback_table(d):
-                self.ports.apps.set_traffic(d.target, table)
+                self.ports.apps.set_traffic(d.target, table)  # the same table again is harmless
                 reason += f"; traffic back to {traffic.describe(table)}"
         except Exception as again:  # noqa: BLE001 - recording the failure matters more
             reason += f"; could not restore the app: {type(again).__name__}"
-        self.recorder.finish(d, Phase.FAILED, reason)
+        d.data.pop("ending", None)
+        return self.recorder.finish(d, Phase.FAILED, reason)

@@ -153,9 +153,16 @@ class Phases:
         rev = p.apps.get_revision(d.target, d.revision)
         if rev is not None and not rev.active and not rev.failed:
             # A re-push of an old (tag, digest) or a rollback target kept inactive: wake it up.
+            # Record that this deployment activates it *before* asking Azure: a worker killed right
+            # after the activation would otherwise lose the fact, and a rollback that later fails
+            # would leave its (formerly inactive) target active (`Endings._owns_new_revision`). A
+            # crash before the call leaves the flag on an inactive revision: the redelivery
+            # activates it (deactivating it again on failure is harmless).
+            # tests/scenario/test_crash_manual_rollback.py
+            if not d.data.get("activated"):
+                d.data["activated"] = True
+                d = self.recorder.save(d, plan.note(d, f"activated {d.revision}", now))
             p.apps.set_revision_active(d.target, d.revision, True)
-            d.data["activated"] = True
-            d = self.recorder.save(d, plan.note(d, f"activated {d.revision}", now))
             return Next(d, p.tick_s)
         if rev is not None and rev.ready:
             d.data["fqdn"] = rev.fqdn
