@@ -16,6 +16,7 @@ from datetime import datetime
 from enum import Enum
 
 from shared.domain.model import AppState, Deployment, PlannedDeployment, Target
+from shared.domain.tagversion import is_newer, is_older
 
 MAX_INFLIGHT_DIGESTS = 20  # bounded: the state row must stay small; older entries are long finished
 
@@ -74,8 +75,9 @@ def decide(c: Candidate, state: AppState | None, now: datetime) -> Decision:
     if c.digest in current.inflight_digests:
         return Decision(Verdict.DUPLICATE,
                         f"duplicate: {c.digest[:19]}… already queued or rolling out on {c.target.app}")
-    if (c.version_key and current.latest_version_key and c.version_key < current.latest_version_key
-            and not c.allow_downgrade):
+    # Keys of different kinds (two rules with different tag policies on one app, or a policy that
+    # changed) have no order: only a version known to be older is a downgrade.
+    if is_older(c.version_key, current.latest_version_key) and not c.allow_downgrade:
         return Decision(
             Verdict.OLDER,
             f"older version: {c.tag} sorts below the newest accepted for {c.target.app} "
@@ -87,7 +89,9 @@ def decide(c: Candidate, state: AppState | None, now: datetime) -> Decision:
         environment=c.environment or current.environment,
         pending_deployment_id=c.deployment_id,
         inflight_digests=inflight[-MAX_INFLIGHT_DIGESTS:],
-        latest_version_key=max(current.latest_version_key, c.version_key),
+        # The newest accepted version; a key of another kind starts the new scheme.
+        latest_version_key=(c.version_key if c.version_key and is_newer(c.version_key, current.latest_version_key)
+                            else current.latest_version_key),
         last_deployment_id=c.deployment_id,
         last_phase="queued",
         updated_at=now,

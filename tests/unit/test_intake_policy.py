@@ -38,3 +38,16 @@ def test_inflight_digests_stay_bounded():
         state = decide(cand(f"d{n}", f"sha256:{n}", ""), state, NOW).state
     assert len(state.inflight_digests) == MAX_INFLIGHT_DIGESTS
     assert state.inflight_digests[-1] == f"sha256:{MAX_INFLIGHT_DIGESTS + 4}"
+
+
+def test_versions_of_different_kinds_are_not_ordered_against_each_other():
+    from shared.domain.tagversion import numeric_key, parse_semver_tag, semver_key
+
+    semver, build = semver_key(parse_semver_tag("2.0.0")), numeric_key("1234")
+    assert semver[:2] != build[:2]  # two kinds: a string comparison would call one of them older
+    state = decide(cand("d1", "sha256:a", semver), None, NOW).state
+    switched = decide(cand("d2", "sha256:b", build), state, NOW)
+    assert switched.verdict == Verdict.ACCEPT  # not "older": there is no order between the two
+    assert switched.state.latest_version_key == build  # the newest accepted push sets the scheme
+    older_build = decide(cand("d3", "sha256:c", numeric_key("1200")), switched.state, NOW)
+    assert older_build.verdict == Verdict.OLDER
