@@ -156,6 +156,9 @@ class AppInfo:
     images: dict[str, str] = field(default_factory=dict)  # container name -> image
     tags: dict[str, str] = field(default_factory=dict)
     revisions: tuple[RevisionInfo, ...] = ()
+    # Added for non-blocking traffic shifts (issue 4): the app's own provisioningState, "InProgress"
+    # while an ARM operation on it (e.g. a traffic PATCH) still runs; "" when the adapter cannot tell.
+    provisioning_state: str = ""
 
 
 class ContainerAppsPort(Protocol):
@@ -175,7 +178,13 @@ class ContainerAppsPort(Protocol):
         when that revision already exists it is returned as is."""
         ...
 
-    def set_traffic(self, target: Target, weights: dict[str, int]) -> None: ...
+    # `wait_s` and the return value added for non-blocking traffic shifts (issue 4).
+    def set_traffic(self, target: Target, weights: dict[str, int], wait_s: float | None = None) -> bool:
+        """PATCH the traffic table (pinned by name). With `wait_s=None`, wait for the operation
+        (up to the adapter's LRO timeout; still running then -> TransientAzureError) and return
+        True. With `wait_s`, wait at most that long: True when the operation finished, False when it
+        still runs (the change is requested; confirm it later with `get_app`)."""
+        ...
 
     def set_revision_active(self, target: Target, revision: str, active: bool) -> None: ...
 

@@ -226,6 +226,7 @@ class ContainerAppsAdapter:
             images={c.get("name", ""): c.get("image", "") for c in containers},
             tags=dict(raw.get("tags") or {}),
             revisions=tuple(revisions),
+            provisioning_state=str(props.get("provisioningState") or ""),
         )
 
     # ------------------------------------------------------------------ writes
@@ -294,9 +295,12 @@ class ContainerAppsAdapter:
             location = self._get_raw(target).get("location") or ""
         return location
 
-    def set_traffic(self, target: Target, weights: dict[str, int]) -> None:
+    def set_traffic(self, target: Target, weights: dict[str, int], wait_s: float | None = None) -> bool:
         """PATCH the traffic table (pinned by name) and wait for the operation, polling every
-        `poll_interval_s` (or as Retry-After says) up to `lro_timeout_s`."""
+        `poll_interval_s` (or as Retry-After says): up to `lro_timeout_s` when `wait_s` is None
+        (still running then: TransientAzureError), else at most `wait_s`, answering False when the
+        operation still runs. The poller thread keeps polling in the background until the service
+        finishes; the worker confirms the change by reading the app (`get_app`), not the poller."""
         body = {
             "location": self._location(target),
             "properties": {"configuration": {"ingress": {"traffic": [
@@ -304,16 +308,20 @@ class ContainerAppsAdapter:
             ]}}},
         }
         client = self._client(target.subscription_id)
+        limit = self.lro_timeout_s if wait_s is None else max(float(wait_s), 0.0)
 
-        def patch() -> None:
+        def patch() -> bool:
             poller = client.container_apps.begin_update(
                 target.resource_group, target.app, body, polling_interval=self.poll_interval_s)
-            poller.result(timeout=self.lro_timeout_s)
-            if not poller.done():
+            poller.result(timeout=limit)  # raises the operation's error when it finished failed
+            if poller.done():
+                return True
+            if wait_s is None:
                 raise TransientAzureError(
                     f"traffic change on {target.app} still running after {self.lro_timeout_s:g} s")
+            return False
 
-        self._call(f"set traffic on {target.app}", patch)
+        return self._call(f"set traffic on {target.app}", patch)
 
     def set_revision_active(self, target: Target, revision: str, active: bool) -> None:
         client = self._client(target.subscription_id)

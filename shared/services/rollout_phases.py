@@ -21,6 +21,10 @@ from shared.services.rollout_records import (
 
 WAIT_FOR_APP_S = 2.0  # re-check interval while an older rollout holds the app
 READY_POLL_S = 2.0  # revision start-up polling once the inline budget is spent
+# Traffic PATCH: awaited inline for about two ARM poll ticks (the adapter polls every 0.5 s), then
+# confirmed by a delayed message (whole seconds: Storage queue visibility) reading the app.
+SHIFT_INLINE_S = 1.0
+SHIFT_CONFIRM_S = 1.0
 
 
 class Phases:
@@ -196,12 +200,37 @@ class Phases:
 
     # ------------------------------------------------------------------ traffic
     def _shift(self, d: Deployment) -> Next:
-        """SHIFTING: set the traffic table of the current step (same table again is harmless)."""
-        now = self.ports.clock()
+        """SHIFTING: set the traffic table of the current step (same table again is harmless).
+
+        The PATCH is awaited inline for at most SHIFT_INLINE_S; an operation still running then is
+        recorded as requested (`data["traffic_requested"]`, saved before the step returns) and
+        confirmed by a delayed wake-up that reads the app: applied -> VERIFYING, still running ->
+        wait again, neither (the operation failed or was lost) -> the PATCH again."""
+        p = self.ports
+        now = p.clock()
         steps = plan.shift_steps(d.rollout)
         index = min(d.step, len(steps) - 1)
         table = traffic.canary(d.previous_traffic, d.revision, steps[index])
-        self.ports.apps.set_traffic(d.target, table)
+        requested = d.data.get("traffic_requested")
+        if not (isinstance(requested, dict) and requested.get("step") == index
+                and requested.get("table") == table):
+            requested = None
+        if requested is None:
+            applied = p.apps.set_traffic(d.target, table, wait_s=SHIFT_INLINE_S)
+            reissued = False
+        else:
+            info = p.apps.get_app(d.target)
+            busy = info.provisioning_state.lower() == "inprogress"
+            if busy:  # a PATCH now would be refused (409): the service serialises app operations
+                return self._traffic_pending(d, table, index, now, requested, reissued=False)
+            applied = traffic.serving(info.traffic) == traffic.serving(table) and \
+                info.provisioning_state.lower() in ("", "succeeded")
+            reissued = not applied
+            if reissued:
+                applied = p.apps.set_traffic(d.target, table, wait_s=SHIFT_INLINE_S)
+        if not applied:
+            return self._traffic_pending(d, table, index, now, requested, reissued)
+        d.data.pop("traffic_requested", None)
         final = index == len(steps) - 1
         bake = 0.0 if final else max(d.rollout.bake_s, 0.0)
         d.data["verify_after"] = iso(now + timedelta(seconds=bake))
@@ -212,6 +241,28 @@ class Phases:
         if bake:
             message += f"; baking {bake:g} s before verifying"
         return self.recorder.to(d, Phase.VERIFYING, message, traffic=table, step=index)
+
+    def _traffic_pending(self, d: Deployment, table: dict, index: int, now: datetime,
+                         requested: dict | None, reissued: bool) -> Next:
+        """Record that the traffic change is requested (before the step returns: a crash after this
+        leaves a record the redelivery confirms instead of guessing), then wake up to confirm it."""
+        first = requested is None
+        checks = 0 if first else int(requested.get("checks", 0)) + 1
+        patches = (0 if first else int(requested.get("patches", 1))) + (1 if first or reissued else 0)
+        d.data["traffic_requested"] = {
+            "step": index, "table": table, "at": iso(now) if first else requested.get("at", iso(now)),
+            "checks": checks, "patches": patches,
+        }
+        events = []
+        if first or reissued:  # one history line per PATCH, not one per confirmation
+            steps = plan.shift_steps(d.rollout)
+            label = f"step {index + 1}/{len(steps)}: " if len(steps) > 1 else ""
+            verb = "requested again (the earlier change was not applied)" if reissued else "requested"
+            events.append(plan.note(d, f"{label}traffic change to {traffic.describe(table)} {verb}; Azure is "
+                                       f"still applying it, confirming in {SHIFT_CONFIRM_S:g} s", now,
+                                    requested_traffic=table))
+        d = self.recorder.save(d, *events)
+        return Next(d, SHIFT_CONFIRM_S)
 
     def _verify(self, d: Deployment) -> Next:
         """VERIFYING: after the bake, the verify checks against the app's URL (which now splits

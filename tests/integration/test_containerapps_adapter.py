@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -163,3 +164,28 @@ def test_credentials():
     with pytest.raises(ValueError, match="only with the local emulator"):
         get_arm_credential(Settings.from_env({"ACR_DEPLOY_ARM_CREDENTIAL": "emulator"}))
     assert type(get_arm_credential(Settings.from_env({}))).__name__ == "DefaultAzureCredential"
+
+
+def test_set_traffic_with_a_short_wait_answers_still_running_then_the_app_shows_it(emulator, rg, adapter):
+    target = seed_app(emulator, rg)
+    first = f"{target.app}--first"
+    name = adapter.create_revision(target, f"reg.io/app@{DIGEST}", "v2", {first: 100})
+    for _ in range(50):  # bounded: zero provisioning delay settles on the next request
+        if adapter.get_revision(target, name).ready:
+            break
+    assert adapter.set_traffic(target, {first: 90, name: 10}, wait_s=2.0) is True  # done inside the window
+    emulator.control.set_provisioning_delay(1.5)
+    try:
+        assert adapter.set_traffic(target, {name: 100}, wait_s=0.1) is False  # requested, still running
+        info = adapter.get_app(target)
+        assert info.provisioning_state == "InProgress" and info.traffic == {name: 100}
+        with pytest.raises(TransientAzureError):  # the service serialises app operations (409)
+            adapter.set_traffic(target, {first: 100}, wait_s=0.1)
+        for _ in range(100):  # bounded: 1.5 s of delay polled every 50 ms
+            info = adapter.get_app(target)
+            if info.provisioning_state == "Succeeded":
+                break
+            time.sleep(0.05)
+        assert info.provisioning_state == "Succeeded" and info.traffic == {name: 100}
+    finally:
+        emulator.control.set_provisioning_delay(0.0)

@@ -78,7 +78,7 @@ def test_a_push_killed_right_after_an_azure_change_still_goes_live_once(world, p
     if point == "create_revision":  # the PATCH that creates the revision at 0 % returned
         wrapper = crash_after(world, "create_revision", lambda *a, **k: True)
     else:  # the traffic PATCH moved 100 % to the new revision
-        wrapper = crash_after(world, "set_traffic", lambda _t, weights: 100 in weights.values())
+        wrapper = crash_after(world, "set_traffic", lambda _t, weights, *_a, **_k: 100 in weights.values())
     world.push(app, "1.0.0")
     world.run(app, timeout_s=30)
     d = world.deployment(app, "1.0.0")
@@ -152,9 +152,9 @@ def test_a_canary_rollback_killed_after_an_azure_change_ends_rolled_back_once(wo
     seed = f"{app}--seed"
     world.emulator.control.add_behavior(world.image(app, "2.0.0"), fail_after=3, status=500)
     if point == "canary_shift":  # the 10 % step was applied, not recorded
-        wrapper = crash_after(world, "set_traffic", lambda _t, weights: sorted(weights.values()) == [10, 90])
+        wrapper = crash_after(world, "set_traffic", lambda _t, weights, *_a, **_k: sorted(weights.values()) == [10, 90])
     elif point == "rollback_traffic":  # traffic went back to the seed, the rollback is not recorded
-        wrapper = crash_after(world, "set_traffic", lambda _t, weights: weights == {seed: 100})
+        wrapper = crash_after(world, "set_traffic", lambda _t, weights, *_a, **_k: weights == {seed: 100})
     else:  # ... and the failed revision was deactivated too
         wrapper = crash_after(world, "set_revision_active", lambda _t, _name, active: active is False)
     world.push(app, "2.0.0")

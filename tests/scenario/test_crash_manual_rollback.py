@@ -123,7 +123,7 @@ def test_giving_up_on_the_last_delivery_killed_after_its_azure_change_still_fail
     if where == "after_shift":  # verify at 10 % raises: give-up puts traffic back on the seed
         worker.probe = BrokenProbe(worker.probe, True, MAX_DEQUEUE)
         if crash:
-            wrapper = crash_after(world, "set_traffic", lambda _t, weights: weights == {seed: 100})
+            wrapper = crash_after(world, "set_traffic", lambda _t, weights, *_a, **_k: weights == {seed: 100})
     else:  # the smoke check raises: give-up deactivates the 0 % revision
         worker.probe = BrokenProbe(worker.probe, False, MAX_DEQUEUE)
         if crash:

@@ -16,7 +16,7 @@ from shared.domain.model import (
     AppState, Deployment, DeploymentEvent, ImagePush, Phase, PlannedDeployment, RolloutSettings,
     SmokeCheck, Strategy, Target, start_message,
 )
-from shared.ports import AppInfo, PermanentAzureError, ProbeResult, RevisionInfo
+from shared.ports import AppInfo, PermanentAzureError, ProbeResult, RevisionInfo, TransientAzureError
 
 SUB = "00000000-0000-0000-0000-000000000000"
 T0 = datetime(2025, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
@@ -86,6 +86,7 @@ class FakeApp:
     revisions: list[FakeRevision] = field(default_factory=list)
     traffic: dict[str, int] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    busy_reads: int = 0  # get_app answers InProgress while > 0 (counts down per read)
 
 
 class FakeApps:
@@ -103,6 +104,9 @@ class FakeApps:
         self.failing_images: set[str] = set()
         self.behaviours: dict[str, dict[str, int]] = {}  # image -> {"status": n} | {"fail_after": n}
         self.requests: dict[str, int] = {}
+        self.slow_traffic = 0  # set_traffic(wait_s=...) calls that answer "still running"
+        self.busy_reads = 0  # get_app reads that say InProgress after such a call
+        self.lost_traffic = 0  # of the slow calls, how many are never applied
         self._wrr: dict[str, dict[str, int]] = {}
         self._n = 0
 
@@ -154,11 +158,13 @@ class FakeApps:
         fa = self.apps.get(target.key)
         if fa is None:
             raise PermanentAzureError(f"app {target.app} not found", 404, "ResourceNotFound")
+        state = "InProgress" if fa.busy_reads > 0 else "Succeeded"
+        fa.busy_reads = max(fa.busy_reads - 1, 0)
         return AppInfo(
             target=target, revisions_mode=fa.mode, traffic=self._weights(fa), fqdn=f"app:{target.app}",
             latest_revision=fa.revisions[-1].name, tags=dict(fa.tags),
             images={target.app: fa.revisions[-1].image},
-            revisions=tuple(self._info(r, fa) for r in fa.revisions),
+            revisions=tuple(self._info(r, fa) for r in fa.revisions), provisioning_state=state,
         )
 
     def get_revision(self, target: Target, revision: str) -> RevisionInfo | None:
@@ -195,12 +201,26 @@ class FakeApps:
             if name != new and (name not in names or not names[name].active):
                 raise PermanentAzureError(f"revision {name} is not active", 400, "RevisionNotActive")
 
-    def set_traffic(self, target: Target, weights: dict[str, int]) -> None:
+    def set_traffic(self, target: Target, weights: dict[str, int], wait_s: float | None = None) -> bool:
+        """`slow_traffic` calls with a `wait_s` report the operation still running (False): the
+        app then reads InProgress for `busy_reads` get_app calls; `lost_traffic` of them are never
+        applied (the operation failed), like a PATCH whose LRO ended badly."""
         self._maybe_fail("set_traffic")
         fa = self.app(target)
+        if fa.busy_reads > 0:
+            raise TransientAzureError(f"another operation is in progress on {target.app}")
         self._check_table(fa, weights)
         self.calls.append(("traffic", dict(weights)))
+        if wait_s is not None and self.slow_traffic > 0:
+            self.slow_traffic -= 1
+            fa.busy_reads = self.busy_reads
+            if self.lost_traffic > 0:
+                self.lost_traffic -= 1
+                return False
+            fa.traffic = dict(weights)
+            return False
         fa.traffic = dict(weights)
+        return True
 
     def set_revision_active(self, target: Target, revision: str, active: bool) -> None:
         self._maybe_fail("set_revision_active")
