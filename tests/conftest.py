@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import sys
 import uuid
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -54,27 +53,15 @@ def emulator(tmp_path_factory):
     server.stop()
 
 
-class LocalToken:
-    """A TokenCredential for the emulator (it accepts any bearer token; Azure would not)."""
-
-    def get_token(self, *scopes, **kwargs):
-        from azure.core.credentials import AccessToken
-
-        return AccessToken("local-emulator-token", int((datetime.now(timezone.utc) + timedelta(hours=1)).timestamp()))
-
-    def get_token_info(self, *scopes, options=None):
-        from azure.core.credentials import AccessTokenInfo
-
-        return AccessTokenInfo("local-emulator-token", int((datetime.now(timezone.utc) + timedelta(hours=1)).timestamp()))
-
-
 @pytest.fixture
 def arm_client(emulator):
     """The real, unmodified azure-mgmt-appcontainers client pointed at the emulator."""
     from azure.mgmt.appcontainers import ContainerAppsAPIClient
 
+    from shared.adapters.credentials import LocalEmulatorCredential
+
     client = ContainerAppsAPIClient(
-        LocalToken(), SUBSCRIPTION, base_url=emulator.base_url,
+        LocalEmulatorCredential(), SUBSCRIPTION, base_url=emulator.base_url,
         connection_verify=emulator.ca_path, polling_interval=0.05,
     )
     yield client

@@ -1,12 +1,10 @@
 """Shared helpers for the emulator tests."""
 from __future__ import annotations
 
-import time
-
-from azure.core.credentials import AccessToken
 from azure.mgmt.appcontainers import ContainerAppsAPIClient
 
 from devtools.aca_emulator import DEFAULT_SUBSCRIPTION
+from shared.adapters.credentials import LocalEmulatorCredential
 
 SUB = DEFAULT_SUBSCRIPTION
 RG = "rg"
@@ -14,12 +12,8 @@ ENV = "env"
 LOCATION = "westeurope"
 
 
-class LocalCredential:
-    """Any bearer token is accepted by the emulator."""
-
-    def get_token(self, *scopes, **kwargs):
-        return AccessToken("local-token", int(time.time()) + 3600)
-
+# The emulator accepts any bearer token; the pipeline's own local credential provides one.
+LocalCredential = LocalEmulatorCredential
 
 BASE_SEED = {"subscriptionId": SUB,
              "resourceGroups": [{"name": RG, "location": LOCATION, "environments": [{"name": ENV}]}]}

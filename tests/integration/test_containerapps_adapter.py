@@ -39,6 +39,18 @@ def seed_app(emulator, rg: str, mode: str = "Multiple", containers=None, tags=No
     return Target(SUB, rg, app)
 
 
+def app_with_a_ready_second_revision(emulator, rg, adapter) -> tuple[Target, str, str]:
+    """A seeded app serving `--first`, plus a new revision `--v2` at 0 % that is ready."""
+    target = seed_app(emulator, rg)
+    first = f"{target.app}--first"
+    name = adapter.create_revision(target, f"reg.io/app@{DIGEST}", "v2", {first: 100})
+    for _ in range(50):  # bounded: zero provisioning delay settles on the next request
+        if adapter.get_revision(target, name).ready:
+            break
+    assert adapter.get_revision(target, name).ready
+    return target, first, name
+
+
 @pytest.fixture
 def adapter(emulator, rg):
     settings = Settings.from_env({
@@ -80,12 +92,7 @@ def test_create_revision_pins_traffic_and_is_idempotent(emulator, rg, adapter):
 
 
 def test_traffic_and_activation(emulator, rg, adapter):
-    target = seed_app(emulator, rg)
-    first = f"{target.app}--first"
-    name = adapter.create_revision(target, f"reg.io/app@{DIGEST}", "v2", {first: 100})
-    for _ in range(50):  # bounded: zero provisioning delay settles on the next request
-        if adapter.get_revision(target, name).ready:
-            break
+    target, first, name = app_with_a_ready_second_revision(emulator, rg, adapter)
     adapter.set_traffic(target, {first: 90, name: 10})
     assert emulator.control.app(target.app)["traffic"] == {first: 90, name: 10}
     assert adapter.get_app(target).traffic == {first: 90, name: 10}
@@ -167,12 +174,7 @@ def test_credentials():
 
 
 def test_set_traffic_with_a_short_wait_answers_still_running_then_the_app_shows_it(emulator, rg, adapter):
-    target = seed_app(emulator, rg)
-    first = f"{target.app}--first"
-    name = adapter.create_revision(target, f"reg.io/app@{DIGEST}", "v2", {first: 100})
-    for _ in range(50):  # bounded: zero provisioning delay settles on the next request
-        if adapter.get_revision(target, name).ready:
-            break
+    target, first, name = app_with_a_ready_second_revision(emulator, rg, adapter)
     assert adapter.set_traffic(target, {first: 90, name: 10}, wait_s=2.0) is True  # done inside the window
     emulator.control.set_provisioning_delay(1.5)
     try:
