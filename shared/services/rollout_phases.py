@@ -222,28 +222,27 @@ class Phases:
             info = p.apps.get_app(d.target)
             busy = info.provisioning_state.lower() == "inprogress"
             if busy:  # a PATCH now would be refused (409): the service serialises app operations
-                return self._traffic_pending(d, table, index, now, requested, reissued=False)
+                return self._traffic_pending(d, table, index, steps, now, requested, reissued=False)
             applied = traffic.serving(info.traffic) == traffic.serving(table) and \
                 info.provisioning_state.lower() in ("", "succeeded")
             reissued = not applied
             if reissued:
                 applied = p.apps.set_traffic(d.target, table, wait_s=SHIFT_INLINE_S)
         if not applied:
-            return self._traffic_pending(d, table, index, now, requested, reissued)
+            return self._traffic_pending(d, table, index, steps, now, requested, reissued)
         d.data.pop("traffic_requested", None)
         final = index == len(steps) - 1
         bake = 0.0 if final else max(d.rollout.bake_s, 0.0)
         d.data["verify_after"] = iso(now + timedelta(seconds=bake))
         d.data.pop("verify", None)
         d.data.pop("verify_retry_at", None)
-        label = f"step {index + 1}/{len(steps)}: " if len(steps) > 1 else ""
-        message = f"{label}traffic now {traffic.describe(table)}"
+        message = f"{_step_label(index, steps)}traffic now {traffic.describe(table)}"
         if bake:
             message += f"; baking {bake:g} s before verifying"
         return self.recorder.to(d, Phase.VERIFYING, message, traffic=table, step=index)
 
-    def _traffic_pending(self, d: Deployment, table: dict, index: int, now: datetime,
-                         requested: dict | None, reissued: bool) -> Next:
+    def _traffic_pending(self, d: Deployment, table: dict, index: int, steps: list[int],
+                         now: datetime, requested: dict | None, reissued: bool) -> Next:
         """Record that the traffic change is requested (before the step returns: a crash after this
         leaves a record the redelivery confirms instead of guessing), then wake up to confirm it."""
         first = requested is None
@@ -255,10 +254,8 @@ class Phases:
         }
         events = []
         if first or reissued:  # one history line per PATCH, not one per confirmation
-            steps = plan.shift_steps(d.rollout)
-            label = f"step {index + 1}/{len(steps)}: " if len(steps) > 1 else ""
             verb = "requested again (the earlier change was not applied)" if reissued else "requested"
-            events.append(plan.note(d, f"{label}traffic change to {traffic.describe(table)} {verb}; Azure is "
+            events.append(plan.note(d, f"{_step_label(index, steps)}traffic change to {traffic.describe(table)} {verb}; Azure is "
                                        f"still applying it, confirming in {SHIFT_CONFIRM_S:g} s", now,
                                     requested_traffic=table))
         d = self.recorder.save(d, *events)
@@ -285,3 +282,8 @@ class Phases:
         steps = plan.shift_steps(d.rollout)
         at = steps[min(d.step, len(steps) - 1)]
         return self.endings.roll_back(d, f"verification failed at {at} %: {summary}", *events)
+
+
+def _step_label(index: int, steps) -> str:
+    """'step 2/3: ' for canary histories; nothing for an all-at-once shift."""
+    return f"step {index + 1}/{len(steps)}: " if len(steps) > 1 else ""
