@@ -60,28 +60,6 @@ def registry_timestamp_text(moment: datetime) -> str:
     return event_time_text(moment)[:-2] + "000Z"
 
 
-def parse_reference(reference: str) -> tuple[str | None, str, str | None, str | None]:
-    """`[registry/]repository[:tag][@digest]` -> (registry or None, repository, tag, digest).
-    As Docker reads references, a first segment with '.' or ':' (or `localhost`) is a registry."""
-    text = reference.strip()
-    digest = None
-    if "@" in text:
-        text, _, digest = text.partition("@")
-    registry = None
-    first, sep, rest = text.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost"):
-        registry, text = first.lower(), rest
-    tag = None
-    repository, colon, maybe_tag = text.rpartition(":")
-    if colon and "/" not in maybe_tag:
-        tag = maybe_tag
-    else:
-        repository = text
-    if not repository:
-        raise ValueError(f"{reference!r}: no repository name")
-    return registry, repository, tag, digest
-
-
 def _envelope(*, event_type: str, schema: str, event_id: str, source: str, subject: str,
               when: datetime, data: dict[str, Any]) -> dict[str, Any]:
     if schema == "cloudevents":

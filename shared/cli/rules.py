@@ -22,8 +22,8 @@ from typing import Any
 from shared.cli._output import add_output_flags, write_csv
 from shared.cli._settings import load_settings
 from shared.domain.model import ImagePush
-from shared.domain.rules import RulesError, parse_registry_entry
-from shared.domain.tagplan import REPOSITORY, split_registry
+from shared.domain.references import REPOSITORY, login_servers, split_registry
+from shared.domain.rules import RulesError
 from shared.services.rulesource import RuleBook
 
 PLACEHOLDER_DIGEST = "sha256:" + "0" * 64
@@ -181,7 +181,7 @@ def parse_ref(ref: str) -> tuple[str | None, str, str, str | None]:
     repository, sep, tag = rest.rpartition(":")
     if not sep or "/" in tag:
         raise ValueError(f"{ref!r}: expected REPOSITORY:TAG, e.g. orders-api:1.4.2")
-    if not REPOSITORY.match(repository):
+    if not REPOSITORY.fullmatch(repository):
         raise ValueError(f"{repository!r} is not a repository name (OCI distribution spec)")
     if not TAG.match(tag):
         raise ValueError(f"{tag!r} is not a valid tag")
@@ -211,7 +211,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     except RulesError as exc:
         print(str(exc), file=sys.stderr)
         return 1
-    trusted = [parse_registry_entry(e)[0] for e in (*settings.registries, *book.trusted_registries())]
+    trusted = login_servers([*settings.registries, *book.trusted_registries()])
     registry = (args.registry or registry or (trusted[0] if trusted else "registry.example")).lower()
     push = ImagePush(
         event_id="explain", event_source="", event_time=datetime.now(timezone.utc),

@@ -16,6 +16,7 @@ import sys
 from typing import Any
 
 from shared import acr_events
+from shared.domain.references import parse_reference
 
 URL_ENV = "ACR_DEPLOY_FUNCTION_URL"
 KEY_ENV = "ACR_DEPLOY_FUNCTION_KEY"
@@ -55,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def build_event(args: argparse.Namespace) -> dict[str, Any]:
     """The event the command sends; raises ValueError with a message for the user."""
-    ref_registry, repository, tag, ref_digest = acr_events.parse_reference(args.ref)
+    ref_registry, repository, tag, ref_digest = parse_reference(args.ref)
     if not tag:
         raise ValueError(f"{args.ref!r}: give a tag, as in orders-api:1.4.2")
     registry = (args.registry or ref_registry or DEFAULT_REGISTRY).lower()

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from typing import Any, Union
 
 from shared.domain.model import ImagePush
+from shared.domain.references import REPOSITORY
 
 IMAGE_PUSHED = "Microsoft.ContainerRegistry.ImagePushed"
 SUBSCRIPTION_VALIDATION = "Microsoft.EventGrid.SubscriptionValidationEvent"
@@ -32,9 +33,6 @@ IMAGE_MEDIA_TYPES = frozenset(
     }
 )
 
-# OCI distribution spec: path components, each `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`, joined by '/'.
-_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
-REPOSITORY_RE = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
 TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 # A registry host as ACR/Docker send it in data.request.host: DNS name or IPv4, optional port.
@@ -199,7 +197,7 @@ def _parse(raw: Any) -> ParseResult:
     registry = host.lower()
     if not isinstance(repository, str) or not repository:
         return Rejected(reason="data.target.repository must be a non-empty string", **ids)
-    if len(registry) + 1 + len(repository) > MAX_NAME_LENGTH or not REPOSITORY_RE.fullmatch(repository):
+    if len(registry) + 1 + len(repository) > MAX_NAME_LENGTH or not REPOSITORY.fullmatch(repository):
         return Rejected(
             reason=f"repository {clip(repository, 100)} is not a valid OCI repository name "
             f"(lowercase components, at most {MAX_NAME_LENGTH} characters with the registry)",

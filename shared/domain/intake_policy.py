@@ -16,12 +16,12 @@ from datetime import datetime
 from enum import Enum
 
 from shared.domain.model import AppState, Deployment, PlannedDeployment, Target
-from shared.domain.tagversion import is_newer, is_older
+from shared.domain.rules.versions import is_newer_version, is_older_version
 
 MAX_INFLIGHT_DIGESTS = 20  # bounded: the state row must stay small; older entries are long finished
 
 
-class Verdict(str, Enum):
+class IntakeVerdict(str, Enum):
     ACCEPT = "accept"
     RECORDED = "recorded"
     DUPLICATE = "duplicate"
@@ -56,7 +56,7 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Decision:
-    verdict: Verdict
+    verdict: IntakeVerdict
     reason: str
     state: AppState | None = None  # ACCEPT: the state to write (etag of the one read)
 
@@ -65,21 +65,21 @@ def decide(c: Candidate, state: AppState | None, now: datetime) -> Decision:
     current = state or AppState(target=c.target)
     if c.deployment_id in (current.pending_deployment_id, current.active_deployment_id,
                            current.live_deployment_id, current.last_deployment_id):
-        return Decision(Verdict.RECORDED, f"deployment {c.deployment_id} is already recorded")
+        return Decision(IntakeVerdict.RECORDED, f"deployment {c.deployment_id} is already recorded")
     if c.digest and c.digest == current.live_digest:
         return Decision(
-            Verdict.DUPLICATE,
+            IntakeVerdict.DUPLICATE,
             f"duplicate: {c.digest[:19]}… already live on {c.target.app}"
             + (f" (as {current.live_tag})" if current.live_tag else ""),
         )
     if c.digest in current.inflight_digests:
-        return Decision(Verdict.DUPLICATE,
+        return Decision(IntakeVerdict.DUPLICATE,
                         f"duplicate: {c.digest[:19]}… already queued or rolling out on {c.target.app}")
     # Keys of different kinds (two rules with different tag policies on one app, or a policy that
     # changed) have no order: only a version known to be older is a downgrade.
-    if is_older(c.version_key, current.latest_version_key) and not c.allow_downgrade:
+    if is_older_version(c.version_key, current.latest_version_key) and not c.allow_downgrade:
         return Decision(
-            Verdict.OLDER,
+            IntakeVerdict.OLDER,
             f"older version: {c.tag} sorts below the newest accepted for {c.target.app} "
             "and the rule does not allow downgrades",
         )
@@ -90,10 +90,10 @@ def decide(c: Candidate, state: AppState | None, now: datetime) -> Decision:
         pending_deployment_id=c.deployment_id,
         inflight_digests=inflight[-MAX_INFLIGHT_DIGESTS:],
         # The newest accepted version; a key of another kind starts the new scheme.
-        latest_version_key=(c.version_key if c.version_key and is_newer(c.version_key, current.latest_version_key)
+        latest_version_key=(c.version_key if c.version_key and is_newer_version(c.version_key, current.latest_version_key)
                             else current.latest_version_key),
         last_deployment_id=c.deployment_id,
         last_phase="queued",
         updated_at=now,
     )
-    return Decision(Verdict.ACCEPT, "accepted", new_state)
+    return Decision(IntakeVerdict.ACCEPT, "accepted", new_state)

@@ -19,10 +19,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-_ACR_TOPIC_RE = re.compile(
-    r"/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.containerregistry/registries/([^/]+)/?",
-    re.IGNORECASE,
-)
+from shared.domain.references import REGISTRY_RESOURCE_ID, RegistryEntry
+
 _ACR_HOST_RE = re.compile(r"[a-z0-9]+\.azurecr\.(?:io|cn|us|de)", re.IGNORECASE)
 
 
@@ -34,12 +32,11 @@ class TrustedRegistry:
     @classmethod
     def parse(cls, entry: str) -> "TrustedRegistry":
         """`LOGIN_SERVER` or `LOGIN_SERVER=RESOURCE_ID`. Raises ValueError naming the entry."""
-        server, _, resource_id = entry.strip().partition("=")
-        server = server.strip().lower()
-        resource_id = resource_id.strip().lower().rstrip("/")
+        parsed = RegistryEntry.parse(entry)
+        server, resource_id = parsed.login_server, parsed.resource_id.lower().rstrip("/")
         if not server or "/" in server or " " in server:
             raise ValueError(f"trusted registry {entry!r}: expected LOGIN_SERVER[=RESOURCE_ID]")
-        if resource_id and not _ACR_TOPIC_RE.fullmatch(resource_id):
+        if resource_id and not REGISTRY_RESOURCE_ID.fullmatch(resource_id):
             raise ValueError(
                 f"trusted registry {entry!r}: resource id must look like /subscriptions/<id>/"
                 "resourceGroups/<rg>/providers/Microsoft.ContainerRegistry/registries/<name>"
@@ -78,7 +75,7 @@ def untrusted_reason(topic: str, host: str, registries: Iterable[TrustedRegistry
             if topic == reg.resource_id:
                 return None
         elif _ACR_HOST_RE.fullmatch(host):
-            match = _ACR_TOPIC_RE.fullmatch(topic)
+            match = REGISTRY_RESOURCE_ID.fullmatch(topic)
             if match and match.group(1) == host.split(".", 1)[0]:
                 return None
         else:

@@ -14,7 +14,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from shared.domain.events import REPOSITORY_RE, parse_time
+from shared.domain.events import parse_time
+from shared.domain.references import REPOSITORY
 from shared.domain.model import AppState, Deployment, Phase, deployment_to_dict, event_to_dict, utcnow
 from shared.entrypoints import HttpResult
 from shared.ports import ConcurrencyError, DeploymentQuery
@@ -273,7 +274,7 @@ def _status(value: str | None) -> str | None:
 def _repository(value: str | None) -> str | None:
     if not value:
         return None
-    if len(value) > 255 or not REPOSITORY_RE.fullmatch(value):
+    if len(value) > 255 or not REPOSITORY.fullmatch(value):
         raise BadRequest("repository must be an OCI repository name (lowercase, '/'-separated)")
     return value
 

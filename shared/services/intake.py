@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any, Callable, Iterable
 
 from shared.domain.events import IMAGE_PUSHED, NotDeployable, parse_event, parse_time
-from shared.domain.intake_policy import Candidate, Verdict, decide
+from shared.domain.intake_policy import Candidate, IntakeVerdict, decide
 from shared.domain.model import (
     Deployment, DeploymentEvent, IgnoredEvent, ImagePush, Phase, PlannedDeployment, start_message,
     utcnow,
@@ -135,11 +135,11 @@ class IntakeService:
         outcome = _record(self.store, Candidate.from_plan(plan), deployment, first, now,
                           before_write=lambda: self.queue.send(start_message(deployment)))
         verdict, reason = outcome
-        if verdict in (Verdict.DUPLICATE, Verdict.OLDER):
+        if verdict in (IntakeVerdict.DUPLICATE, IntakeVerdict.OLDER):
             self._record_ignored(_skip_record(plan.push, plan.target.app, reason))
         log.info("intake %s: %s -> %s: %s (%s)", plan.push.event_id[:64], plan.push.image[:200],
                  plan.target.app, verdict, deployment.id)
-        label = "accepted" if verdict == Verdict.ACCEPT else str(verdict)
+        label = "accepted" if verdict == IntakeVerdict.ACCEPT else str(verdict)
         return TargetOutcome(plan.target.app, plan.target.key, label, reason, deployment.id)
 
     # ------------------------------------------------------------------ dismissals
@@ -205,7 +205,7 @@ def _skip_record(push: ImagePush, app: str, reason: str) -> IgnoredEvent:
 
 def _record(store: DeploymentRepository, candidate: Candidate, deployment: Deployment,
             first: DeploymentEvent, now: datetime,
-            before_write: Callable[[], None] | None = None) -> tuple[Verdict, str]:
+            before_write: Callable[[], None] | None = None) -> tuple[IntakeVerdict, str]:
     """Read state, decide, (enqueue), write; on a lost race re-read and decide again (bounded).
     Returns the final verdict and its reason; raises ConcurrencyError only when every attempt lost."""
     sent = False
@@ -213,20 +213,20 @@ def _record(store: DeploymentRepository, candidate: Candidate, deployment: Deplo
     for _ in range(MAX_ATTEMPTS):
         state = store.get_app_state(candidate.target)
         decision = decide(candidate, state, now)
-        if decision.verdict != Verdict.ACCEPT:
+        if decision.verdict != IntakeVerdict.ACCEPT:
             return decision.verdict, decision.reason
         if before_write is not None and not sent:
             before_write()
             sent = True
         try:
             store.create_deployment(deployment, first, decision.state)
-            return Verdict.ACCEPT, "accepted"
+            return IntakeVerdict.ACCEPT, "accepted"
         except ConcurrencyError as exc:
             last_error = exc
             # The same event delivered concurrently computes the same id: if it is recorded, stop.
             # (app=: a point read in the app's partition; the cross-app index lags behind intake.)
             if store.get_deployment(deployment.id, app=candidate.target.app) is not None:
-                return Verdict.RECORDED, f"deployment {deployment.id} is already recorded"
+                return IntakeVerdict.RECORDED, f"deployment {deployment.id} is already recorded"
     raise ConcurrencyError(
         f"app state of {candidate.target.app} kept changing; gave up after {MAX_ATTEMPTS} attempts"
     ) from last_error
@@ -250,7 +250,7 @@ def ensure_recorded(store: DeploymentRepository, deployment: Deployment) -> Depl
         data={"event_id": fresh.event_id, "recovered": True},
     )
     verdict, reason = _record(store, Candidate.from_deployment(fresh), fresh, first, now)
-    if verdict in (Verdict.ACCEPT, Verdict.RECORDED):
+    if verdict in (IntakeVerdict.ACCEPT, IntakeVerdict.RECORDED):
         return store.get_deployment(fresh.id, app=fresh.target.app)
     try:
         store.record_ignored(IgnoredEvent(

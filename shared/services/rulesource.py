@@ -27,7 +27,6 @@ from shared.domain.rules import (
     RulesError,
     convention_rule,
     load_rules_file,
-    parse_registry_entry,
     plan,
     tag_rule_problems,
     tag_rules_from_apps,
@@ -262,6 +261,3 @@ class RuleBook:
                 self._refreshing = False
 
 
-def registry_login_servers(entries: Sequence[str]) -> list[str]:
-    """Login servers of `LOGIN_SERVER[=RESOURCE_ID]` entries (settings or the rules file)."""
-    return [parse_registry_entry(e)[0] for e in entries]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from shared import acr_events
+from shared.domain.references import parse_reference
 from shared.domain.events import Ignored, parse_event
 from shared.domain.model import ImagePush
 
@@ -130,7 +131,7 @@ def test_bad_inputs_are_refused(kwargs, message):
     ("team/app", (None, "team/app", None, None)),
 ])
 def test_parse_reference(reference, expected):
-    assert acr_events.parse_reference(reference) == expected
+    assert parse_reference(reference) == expected
 
 
 def test_notification_bodies_and_headers():

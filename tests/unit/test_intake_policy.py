@@ -2,7 +2,7 @@
 
 from datetime import datetime, timezone
 
-from shared.domain.intake_policy import MAX_INFLIGHT_DIGESTS, Candidate, Verdict, decide
+from shared.domain.intake_policy import MAX_INFLIGHT_DIGESTS, Candidate, IntakeVerdict, decide
 from shared.domain.model import AppState, Target
 
 NOW = datetime(2024, 5, 1, tzinfo=timezone.utc)
@@ -15,21 +15,21 @@ def cand(id="d1", digest="sha256:a", version="000001", downgrade=False):
 
 def test_first_push_is_accepted_and_the_state_says_so():
     d = decide(cand(), None, NOW)
-    assert d.verdict == Verdict.ACCEPT and d.state.etag is None
+    assert d.verdict == IntakeVerdict.ACCEPT and d.state.etag is None
     assert (d.state.pending_deployment_id, d.state.inflight_digests, d.state.latest_version_key,
             d.state.environment) == ("d1", ("sha256:a",), "000001", "prod")
 
 
 def test_recorded_duplicate_older_and_downgrade():
     state = decide(cand(), None, NOW).state
-    assert decide(cand(), state, NOW).verdict == Verdict.RECORDED
-    assert decide(cand("d2"), state, NOW).verdict == Verdict.DUPLICATE
-    assert decide(cand("d3", "sha256:b", "000000"), state, NOW).verdict == Verdict.OLDER
-    assert decide(cand("d3", "sha256:b", "000000", downgrade=True), state, NOW).verdict == Verdict.ACCEPT
+    assert decide(cand(), state, NOW).verdict == IntakeVerdict.RECORDED
+    assert decide(cand("d2"), state, NOW).verdict == IntakeVerdict.DUPLICATE
+    assert decide(cand("d3", "sha256:b", "000000"), state, NOW).verdict == IntakeVerdict.OLDER
+    assert decide(cand("d3", "sha256:b", "000000", downgrade=True), state, NOW).verdict == IntakeVerdict.ACCEPT
     newer = decide(cand("d4", "sha256:c", "000002"), state, NOW)
-    assert newer.verdict == Verdict.ACCEPT and newer.state.latest_version_key == "000002"
+    assert newer.verdict == IntakeVerdict.ACCEPT and newer.state.latest_version_key == "000002"
     unversioned = decide(cand("d5", "sha256:d", ""), newer.state, NOW)
-    assert unversioned.verdict == Verdict.ACCEPT and unversioned.state.latest_version_key == "000002"
+    assert unversioned.verdict == IntakeVerdict.ACCEPT and unversioned.state.latest_version_key == "000002"
 
 
 def test_inflight_digests_stay_bounded():
@@ -41,13 +41,13 @@ def test_inflight_digests_stay_bounded():
 
 
 def test_versions_of_different_kinds_are_not_ordered_against_each_other():
-    from shared.domain.tagversion import numeric_key, parse_semver_tag, semver_key
+    from shared.domain.rules.versions import numeric_key, parse_semver_tag, semver_key
 
     semver, build = semver_key(parse_semver_tag("2.0.0")), numeric_key("1234")
     assert semver[:2] != build[:2]  # two kinds: a string comparison would call one of them older
     state = decide(cand("d1", "sha256:a", semver), None, NOW).state
     switched = decide(cand("d2", "sha256:b", build), state, NOW)
-    assert switched.verdict == Verdict.ACCEPT  # not "older": there is no order between the two
+    assert switched.verdict == IntakeVerdict.ACCEPT  # not "older": there is no order between the two
     assert switched.state.latest_version_key == build  # the newest accepted push sets the scheme
     older_build = decide(cand("d3", "sha256:c", numeric_key("1200")), switched.state, NOW)
-    assert older_build.verdict == Verdict.OLDER
+    assert older_build.verdict == IntakeVerdict.OLDER

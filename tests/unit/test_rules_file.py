@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from shared.domain.model import SmokeCheck, Strategy
 from shared.domain.rules import RulesError, load_rules_file, parse_rules, plan
-from shared.domain.tagpolicy import GlobPolicy, RegexPolicy, SemverPolicy
+from shared.domain.rules.policies import GlobPolicy, RegexPolicy, SemverPolicy
 from tests.unit.rules_support import SUB, push
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,12 +6,12 @@ import textwrap
 
 from shared.domain.rules import (
     convention_rule,
-    is_newer,
     parse_rules,
     plan,
     tag_rule_problems,
     tag_rules_from_apps,
 )
+from shared.domain.rules.versions import is_newer_version
 from tests.unit.rules_support import SUB, app, push
 
 
@@ -100,8 +100,8 @@ def test_semver_versions_order_through_the_plan():
       - {name: prod, repository: orders-api, targets: [{app: orders-api}]}
     """)
     key = lambda tag: plan(push("orders-api", tag), rs).deployments[0].version_key  # noqa: E731
-    assert is_newer(key("1.10.0"), key("1.9.0"))
-    assert not is_newer(key("1.4.1"), key("1.4.2"))  # late-arriving older version: intake skips it
+    assert is_newer_version(key("1.10.0"), key("1.9.0"))
+    assert not is_newer_version(key("1.4.1"), key("1.4.2"))  # late-arriving older version: intake skips it
     assert key("v1.4.2") == key("1.4.2")
 
 

@@ -6,7 +6,7 @@ Keys carry a kind prefix (`s:` semver, `n:` numeric, `a:` alphabetical); keys of
 kinds, or an empty key, are not comparable (`compare_versions` -> None).
 
 `parse_range` turns an npm-style range (`>=1.2 <2`, `^1.4`, `~1.4`, `1.x`, `1.2 - 1.4`, `a || b`)
-into plain comparators; `SemverPolicy` in `tagpolicy` applies them.
+into plain comparators; `SemverPolicy` in `policies` applies them.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def compare_versions(a: str, b: str) -> int | None:
     return (a > b) - (a < b)
 
 
-def is_newer(candidate_key: str, current_key: str) -> bool:
+def is_newer_version(candidate_key: str, current_key: str) -> bool:
     """True when `candidate_key` may replace `current_key` without going backwards: it is strictly
     newer, or the two cannot be compared (no order known: glob tags, a rule whose policy changed).
     Equal versions are not newer (re-pushing 1.4.2 is not an upgrade)."""
@@ -71,7 +71,7 @@ def is_newer(candidate_key: str, current_key: str) -> bool:
     return order is None or order > 0
 
 
-def is_older(candidate_key: str, current_key: str) -> bool:
+def is_older_version(candidate_key: str, current_key: str) -> bool:
     """True only when the candidate is known to be older (a downgrade)."""
     return compare_versions(candidate_key, current_key) == -1
 

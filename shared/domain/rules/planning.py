@@ -3,19 +3,19 @@
 A `Rule` joins a repository match, a tag policy, an ignore list and target templates. `plan()`
 runs every rule on one push and returns the planned deployments plus one `RuleDecision` per rule
 saying, in words, why it matched or not (`rules explain` prints them; intake records them when
-nothing matched). Rules come from three sources: the rules file (`shared.domain.rules`), and
-the zero-config convention and `acr-deploy.*` resource tags on Container Apps (`tagrules`).
+nothing matched). Rules come from three sources: the rules file (`document`), the zero-config
+convention (`convention`) and `acr-deploy.*` Azure resource tags on Container Apps (`resource_tags`).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from shared.domain.model import ImagePush, PlannedDeployment, RolloutSettings, Target
-from shared.domain.tagpolicy import TagPolicy, glob_match
-from shared.domain.tagtemplate import (
+from shared.domain.references import split_registry
+from shared.domain.rules.policies import TagPolicy, glob_match
+from shared.domain.rules.target_names import (
     CONTAINER_NAME_MAX,
     is_valid_app_name,
     is_valid_container_name,
@@ -25,19 +25,6 @@ from shared.domain.tagtemplate import (
     render,
     sanitize_name,
 )
-
-# OCI distribution spec: path components of lowercase alnum joined by separators.
-REPOSITORY = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$")
-
-
-def split_registry(reference: str) -> tuple[str | None, str]:
-    """'myreg.azurecr.io/team/app' -> ('myreg.azurecr.io', 'team/app'); 'team/app' -> (None, ...).
-    As in Docker references, a first segment with '.' or ':' (or 'localhost') is a registry."""
-    first, sep, rest = reference.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost"):
-        return first.lower(), rest
-    return None, reference
-
 
 @dataclass(frozen=True)
 class RepositoryPattern:

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from shared.domain.model import RolloutSettings, SmokeCheck, Strategy
-from shared.domain.rules_fields import BadValue, FieldReader, kind
+from shared.domain.rules.fields import BadValue, FieldReader, kind
 
 DEFAULT_CANARY_STEPS = (10, 50, 100)
 # Headers whose values are credentials: the rollout settings (smoke checks included) are stored in

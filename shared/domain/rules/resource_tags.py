@@ -1,9 +1,9 @@
-"""Rules acr-deploy makes itself: the zero-config convention and Keel-style resource-tag rules (pure).
+"""Keel-style rules from Azure resource tags: `acr-deploy.*` tags on a Container App (pure).
 
-With no rules file, `convention_rule` deploys a repository to the Container App of the same name.
 With `acr-deploy.*` tags on a Container App, `tag_rules_from_apps` makes one rule per tagged app
-(the tags are read through `AppDirectory`, by `shared.services.rulesource`). Both give ordinary
-`Rule`s, planned by `tagplan.plan` like the rules file's.
+(the tags are read through `AppDirectory`, by `shared.services.rulesource`). They give ordinary
+`Rule`s, planned by `planning.plan` like the rules file's. "Tag" in this module means an Azure
+resource tag; an image's tag is the `acr-deploy.tags` policy's business (`policies`).
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import re
 from typing import Any, Iterable
 
 from shared.domain.model import RolloutSettings
-from shared.domain.tagplan import REPOSITORY, RepositoryPattern, Rule, TargetTemplate, split_registry
-from shared.domain.tagpolicy import InvalidPolicy, RegexPolicy, SemverPolicy, TagPolicy, parse_short_policy
-from shared.domain.tagtemplate import is_valid_container_name
+from shared.domain.references import REPOSITORY, repository_of
+from shared.domain.rules.planning import RepositoryPattern, Rule, TargetTemplate
+from shared.domain.rules.policies import InvalidPolicy, RegexPolicy, SemverPolicy, TagPolicy, parse_short_policy
+from shared.domain.rules.target_names import is_valid_container_name
 
 # A group holding a quantifier, itself quantified: "(a+)+", "(\\w*)*", "(x|y+){2,}".
 NESTED_QUANTIFIER = re.compile(r"\((?:[^()\\]|\\.)*[+*}](?:[^()\\]|\\.)*\)(?:[+*]|\{\d*,)")
@@ -25,40 +26,12 @@ TAG_CONTAINER = "acr-deploy.container"
 TAG_ENVIRONMENT = "acr-deploy.environment"
 
 
-# --------------------------------------------------------------------------- zero-config convention
-
-
-def convention_rule(subscription: str, resource_group: str) -> Rule:
-    """No rules file: repository name (last path segment) = Container App name in the default
-    resource group; semver release tags deploy; everything else is ignored."""
-    return Rule(
-        name="convention",
-        repositories=(RepositoryPattern("*"),),
-        policy=SemverPolicy(""),
-        targets=(TargetTemplate(subscription, resource_group, "{name}", literal=True),),
-        source="convention",
-        origin="zero-config convention (no rules file)",
-    )
-
-
-# --------------------------------------------------------------------------- resource-tag rules
-
-
 def _tag(tags: dict[str, str], name: str) -> str | None:
     # Azure tag names are case-insensitive.
     for key, value in tags.items():
         if key.lower() == name:
             return value
     return None
-
-
-def _image_repository(image: str) -> str:
-    """'reg.io/team/app:1.2@sha256:..' -> 'team/app'."""
-    ref = image.split("@", 1)[0]
-    last = ref.rsplit("/", 1)
-    if ":" in last[-1]:
-        ref = ref[: len(ref) - len(last[-1])] + last[-1].split(":", 1)[0]
-    return split_registry(ref)[1]
 
 
 def tag_rule_from_app(app: Any, rollout: RolloutSettings | None = None) -> Rule | None:
@@ -81,7 +54,7 @@ def tag_rule_from_app(app: Any, rollout: RolloutSettings | None = None) -> Rule 
         )
     problems = []
     pattern = RepositoryPattern.parse(repo_value)
-    if not REPOSITORY.match(pattern.repository):
+    if not REPOSITORY.fullmatch(pattern.repository):
         problems.append(f"{TAG_REPOSITORY}={repo_value!r} is not a repository name")
     policy_text = _tag(tags, TAG_POLICY)
     policy: TagPolicy
@@ -100,7 +73,7 @@ def tag_rule_from_app(app: Any, rollout: RolloutSettings | None = None) -> Rule 
     if container is None:
         images = dict(app.images or {})
         if len(images) > 1:
-            hits = [c for c, image in images.items() if _image_repository(image) == pattern.repository]
+            hits = [c for c, image in images.items() if repository_of(image) == pattern.repository]
             if len(hits) == 1:
                 container = hits[0]
             else:

@@ -1,66 +1,27 @@
-"""The rules file: YAML in, validated `Rule`s out (pure; the file is read by the caller or by
-`load_rules_file`). This module is the public face of the rules domain: import from here.
+"""The rules document: YAML in, validated `Rule`s out (pure; the file is read by the caller or by
+`load_rules_file`). This module reads the document itself (`version`, `registries`, `defaults`,
+`rules`); the package (`shared.domain.rules`) is the public face of the rules domain.
 
 Validation is strict because a typo in a deploy rule is a silent outage: unknown keys, duplicate
 keys, wrong types and out-of-range values are all errors. Every problem is collected (not just the
 first) and named by file, line, rule and field: `RulesError.problems`. See docs/rules.md.
-
-Where the pieces live (each re-exported here when others need it):
-- `rules_fields`: `RuleProblem`, `RulesError`, the `FieldReader` (problem collection, scalars, durations);
-- `rules_yaml`: safe YAML with line numbers and no duplicate keys;
-- `rules_entry`: one entry of `rules:` (repository, tags, targets);
-- `rules_rollout`: `rollout:`, `smoke:` and `verify:`;
-- `tagplan`: the `Rule` model and `plan()`; `tagrules`: the convention and resource-tag rules;
-- `tagpolicy`: tag policies; `tagversion`: version keys and semver ranges; `tagtemplate`: target templates.
-This module reads the document itself (`version`, `registries`, `defaults`, `rules`).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from shared.domain.model import RolloutSettings
-from shared.domain.rules_entry import Fallbacks, read_rule
-from shared.domain.rules_fields import BadValue, FieldReader, RuleProblem, RulesError, kind
-from shared.domain.rules_rollout import checks, rollout_fields, rollout_settings
-from shared.domain.rules_yaml import load_yaml
-from shared.domain.tagplan import (  # noqa: F401 - re-exported: `shared.domain.rules` is the public face
-    REPOSITORY,
-    PlanResult,
-    RepositoryPattern,
-    Rule,
-    RuleDecision,
-    TargetTemplate,
-    plan,
-)
-from shared.domain.tagpolicy import (  # noqa: F401 - re-exported
-    GlobPolicy,
-    RegexPolicy,
-    SemverPolicy,
-    TagPolicy,
-    compare_versions,
-    is_newer,
-    is_older,
-    parse_short_policy,
-)
-from shared.domain.tagrules import convention_rule, tag_rule_problems, tag_rules_from_apps  # noqa: F401 - re-exported
-
-__all__ = [
-    "PlanResult", "RepositoryPattern", "Rule", "RuleDecision", "RuleProblem", "RulesError",
-    "RulesFile", "TargetTemplate", "compare_versions", "convention_rule", "is_newer", "is_older",
-    "load_rules_file", "parse_registry_entry", "parse_rules", "plan", "tag_rule_problems",
-    "tag_rules_from_apps",
-]
+from shared.domain.references import LOGIN_SERVER, REGISTRY_RESOURCE_ID, RegistryEntry
+from shared.domain.rules.entry import Fallbacks, read_rule
+from shared.domain.rules.fields import BadValue, FieldReader, RulesError, kind
+from shared.domain.rules.planning import Rule
+from shared.domain.rules.rollout_settings import checks, rollout_fields, rollout_settings
+from shared.domain.rules.yaml_loader import load_yaml
 
 MAX_RULES_FILE_BYTES = 1_000_000
-LOGIN_SERVER = re.compile(r"^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::\d{1,5})?$")
-REGISTRY_ID = re.compile(
-    r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.ContainerRegistry/registries/[^/]+$",
-    re.IGNORECASE,
-)
 DEFAULTS_KEYS = ("subscription", "resource_group", "environment", "ignore", "allow_downgrade",
                  "rollout", "smoke", "verify")
 
@@ -72,12 +33,6 @@ class RulesFile:
     registries: tuple[str, ...] = ()  # "loginserver" or "loginserver=resourceId", as the setting
     defaults_rollout: RolloutSettings = RolloutSettings()  # for rules from resource tags
     disabled: tuple[str, ...] = ()  # names of rules with enabled: false
-
-
-def parse_registry_entry(entry: str) -> tuple[str, str | None]:
-    """'myreg.azurecr.io=/subscriptions/...' -> ('myreg.azurecr.io', '/subscriptions/...')."""
-    login, _, resource_id = entry.partition("=")
-    return login.strip().lower(), (resource_id.strip() or None)
 
 
 # --------------------------------------------------------------------------- entry points
@@ -169,18 +124,19 @@ def _registries(r: FieldReader, value: Any) -> tuple[str, ...]:
     items = r.text_list(value, "registries")
     out = []
     for i, entry in enumerate(items):
-        login, resource_id = parse_registry_entry(entry)
-        if not LOGIN_SERVER.match(login):
-            r.problem(f"registries[{i}]", f"{login!r} is not a registry login server (e.g. myreg.azurecr.io)")
+        parsed = RegistryEntry.parse(entry)
+        if not LOGIN_SERVER.fullmatch(parsed.login_server):
+            r.problem(f"registries[{i}]",
+                      f"{parsed.login_server!r} is not a registry login server (e.g. myreg.azurecr.io)")
             continue
-        if resource_id and not REGISTRY_ID.match(resource_id):
+        if parsed.resource_id and not REGISTRY_RESOURCE_ID.fullmatch(parsed.resource_id):
             r.problem(
                 f"registries[{i}]",
                 "the part after '=' must be the registry's resource id "
                 "(/subscriptions/.../providers/Microsoft.ContainerRegistry/registries/NAME)",
             )
             continue
-        out.append(f"{login}={resource_id}" if resource_id else login)
+        out.append(str(parsed))
     return tuple(out)
 
 

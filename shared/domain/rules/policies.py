@@ -10,8 +10,7 @@ Three policies, as the peers offer them (Keel, Flux ImagePolicy, Argo CD Image U
 - `GlobPolicy`: shell-style patterns (`pr-*`); wildcards are groups `1`, `2`... for templates;
   globs have no version order.
 
-Each accepted tag gets a `version_key` (see `tagversion`: keys, comparisons and semver ranges,
-re-exported here).
+Each accepted tag gets a `version_key` (see `versions`: keys, comparisons and semver ranges).
 """
 
 from __future__ import annotations
@@ -20,17 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Mapping, Protocol
 
-from shared.domain.tagversion import (  # noqa: F401 - re-exported: callers know them as tag-policy functions
-    SEMVER_TAG,
-    alphabetical_key,
-    compare_versions,
-    is_newer,
-    is_older,
-    numeric_key,
-    parse_range,
-    parse_semver_tag,
-    semver_key,
-)
+from shared.domain.rules.versions import alphabetical_key, numeric_key, parse_range, parse_semver_tag, semver_key
 
 
 @dataclass(frozen=True)

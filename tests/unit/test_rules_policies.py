@@ -7,18 +7,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from semver import Version
 
-from shared.domain.tagpolicy import (
+from shared.domain.rules.policies import (
     GlobPolicy,
     InvalidPolicy,
     RegexPolicy,
     SemverPolicy,
-    compare_versions,
-    is_newer,
-    is_older,
-    parse_semver_tag,
     parse_short_policy,
-    semver_key,
 )
+from shared.domain.rules.versions import compare_versions, is_newer_version, is_older_version, parse_semver_tag, semver_key
 
 
 @pytest.mark.parametrize(
@@ -161,7 +157,7 @@ def test_numeric_build_order_beats_alphabetical():
     policy = RegexPolicy(r"^main-(?P<build>\d+)-(?P<sha>[0-9a-f]{7})$", "build", "numerical")
     k999 = policy.evaluate("main-999-abc1234").version_key
     k1000 = policy.evaluate("main-1000-abc1234").version_key
-    assert is_newer(k1000, k999) and not is_newer(k999, k1000)
+    assert is_newer_version(k1000, k999) and not is_newer_version(k999, k1000)
     alpha = RegexPolicy(r"^main-(?P<build>\d+)-", "build", "alphabetical")
     assert alpha.evaluate("main-999-x").version_key > alpha.evaluate("main-1000-x").version_key
 
@@ -242,7 +238,7 @@ def test_comparisons_across_kinds_or_without_keys_are_unknown():
     s = semver_key(Version(1, 0, 0))
     assert compare_versions(s, "n:0011") is None
     assert compare_versions("", s) is None
-    assert is_newer("", s) and is_newer(s, "") and is_newer("n:0011", s)
-    assert not is_newer(s, s)  # the same version again is not an upgrade
-    assert is_older(semver_key(Version(0, 9, 0)), s)
-    assert not is_older("n:0011", s)
+    assert is_newer_version("", s) and is_newer_version(s, "") and is_newer_version("n:0011", s)
+    assert not is_newer_version(s, s)  # the same version again is not an upgrade
+    assert is_older_version(semver_key(Version(0, 9, 0)), s)
+    assert not is_older_version("n:0011", s)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from shared.domain.rules_fields import BadValue, FieldReader
-from shared.domain.rules_rollout import checks, rollout_fields, rollout_settings
-from shared.domain.tagplan import REPOSITORY, RepositoryPattern, Rule, TargetTemplate
-from shared.domain.tagpolicy import GlobPolicy, RegexPolicy, SemverPolicy, TagPolicy, parse_short_policy
-from shared.domain.tagtemplate import (
+from shared.domain.rules.fields import BadValue, FieldReader
+from shared.domain.rules.rollout_settings import checks, rollout_fields, rollout_settings
+from shared.domain.references import REPOSITORY
+from shared.domain.rules.planning import RepositoryPattern, Rule, TargetTemplate
+from shared.domain.rules.policies import GlobPolicy, RegexPolicy, SemverPolicy, TagPolicy, parse_short_policy
+from shared.domain.rules.target_names import (
     TemplateError,
     check_template,
     is_valid_app_name,
@@ -101,7 +102,7 @@ def _repositories(r: FieldReader, value: Any, node: Any) -> tuple[RepositoryPatt
         field = "repository" if isinstance(value, str) else f"repository[{i}]"
         pattern = RepositoryPattern.parse(text)
         probe = re.sub(r"[*?]|\[[^\]]*\]", "x", pattern.repository)  # globs: check the rest
-        if not REPOSITORY.match(probe):
+        if not REPOSITORY.fullmatch(probe):
             r.problem(
                 field,
                 f"{text!r} is not a repository name or glob (lowercase letters, digits, "

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from shared.domain.rules_fields import RulesError
+from shared.domain.rules.fields import RulesError
 
 
 class LineMap(dict):

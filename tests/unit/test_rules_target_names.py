@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.domain.model import ImagePush
-from shared.domain.tagplan import RepositoryPattern, Rule, TargetTemplate, plan
-from shared.domain.tagpolicy import GlobPolicy, RegexPolicy
-from shared.domain.tagtemplate import (
+from shared.domain.rules.planning import RepositoryPattern, Rule, TargetTemplate, plan
+from shared.domain.rules.policies import GlobPolicy, RegexPolicy
+from shared.domain.rules.target_names import (
     TemplateError,
     check_template,
     is_valid_app_name,
