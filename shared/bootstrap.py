@@ -87,7 +87,7 @@ class Container:
 
     @cached_property
     def api(self):
-        from shared.services.api import HistoryApi
+        from shared.http_api import HistoryApi
 
         # rollout passed lazily (a provider): reading history must not need the rollout's ARM wiring.
         return HistoryApi(store=self.store, rollout=lambda: self.rollout, settings=self.settings)

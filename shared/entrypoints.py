@@ -8,19 +8,12 @@ services wired by `shared.bootstrap`. The dev host and tests call these same fun
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from shared.http_api import HttpResult
+
 ROLLOUT_QUEUE = "acr-deploy-rollouts"
-
-
-@dataclass
-class HttpResult:
-    status: int
-    body: Any  # JSON-serialisable, or str/bytes with content_type set
-    content_type: str = "application/json"
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 def _iso(value: datetime | None) -> str | None:

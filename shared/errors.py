@@ -18,3 +18,7 @@ class ConflictError(AcrDeployError):
 
 class InvalidRequestError(AcrDeployError):
     """The request itself is malformed (HTTP 400)."""
+
+
+class UnavailableError(AcrDeployError):
+    """This build or configuration cannot do it at all, whatever the request (HTTP 501)."""

@@ -110,7 +110,7 @@ class StoreSource:
     def __init__(self) -> None:
         from shared.adapters.tables import TableStore
         from shared.cli._settings import load_settings
-        from shared.services.api import HistoryApi
+        from shared.http_api import HistoryApi
 
         self.api = HistoryApi(TableStore.from_settings(load_settings()))
 

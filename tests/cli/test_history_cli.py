@@ -15,7 +15,7 @@ import pytest
 from shared.adapters.tables import TableStore
 from shared.cli import main
 from shared.domain.model import AppState, DeploymentEvent, Phase
-from shared.services.api import HistoryApi
+from shared.http_api import HistoryApi
 from tests.contract.test_store_contract import make
 
 

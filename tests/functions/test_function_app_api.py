@@ -19,7 +19,9 @@ from shared.adapters.memory import MemoryStore
 from shared.domain.model import (
     AppState, Deployment, DeploymentEvent, IgnoredEvent, ImagePush, Phase, PlannedDeployment, Target,
 )
-from shared.services.api import HistoryApi, parse_when
+from shared.errors import ConflictError, InvalidRequestError, NotFoundError
+from shared.http_api import HistoryApi, parse_when
+from shared.ports import ConcurrencyError
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = yaml.safe_load((ROOT / "shared" / "openapi.yaml").read_text())
@@ -146,15 +148,12 @@ def test_rollback_delegates_and_maps_errors(store):
     check("Deployment", result.body)
     assert rollout.calls == [("orders-api", "orders-api--r1", None, "bob")]
 
-    class NotFoundError(Exception):
-        pass
-
-    class ConflictError(Exception):
-        pass
-
-    for error, status in [(NotFoundError("no app"), 404), (ConflictError("busy"), 409), (ValueError("bad"), 400)]:
+    for error, status in [(NotFoundError("no app"), 404), (ConflictError("busy"), 409),
+                          (ConcurrencyError("etag"), 409), (InvalidRequestError("bad"), 400),
+                          (RuntimeError("secret detail"), 500)]:
         r = api(store, FakeRollout(error)).handle("rollback_app", method="POST", route_params={"app": "orders-api"})
         assert r.status == status and r.body["error"]
+        assert "secret detail" not in r.body["error"]  # an unexpected error's text stays in the log
     assert api(store, None).handle("rollback_app", method="POST", route_params={"app": "a"}).status == 501
     assert api(store, rollout).handle("rollback_app", method="POST", route_params={"app": "a"},
                                       body=b"{not json").status == 400

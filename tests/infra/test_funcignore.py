@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 RUNTIME = [  # read by the deployed app
     "function_app.py", "host.json", "requirements.txt",
-    "shared/openapi.yaml", "shared/services/history_page.html", "shared/services/api.py",
+    "shared/openapi.yaml", "shared/history_page.html", "shared/http_api.py",
 ]
 DEV_ONLY = ["tests/unit/test_events.py", "devtools/host/__main__.py", "infra/main.bicep",
             "benchmarks/rollout.py", "node_modules/azurite/package.json", ".venv/bin/python",
@@ -46,6 +46,6 @@ def test_dev_tooling_is_left_out():
 
 
 def test_the_api_reads_its_document_from_inside_the_package():
-    from shared.services.api import OPENAPI_PATH
+    from shared.http_api import OPENAPI_PATH
 
     assert OPENAPI_PATH.resolve().is_relative_to((ROOT / "shared").resolve())

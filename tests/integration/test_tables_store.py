@@ -229,7 +229,7 @@ def test_a_worker_elsewhere_finds_a_deployment_the_index_does_not_list_yet(stora
 
 
 def test_the_api_finds_a_deployment_the_index_does_not_list_yet_when_given_its_app(storage_connection_string, store):
-    from shared.services.api import HistoryApi
+    from shared.http_api import HistoryApi
 
     intake = other_process(storage_connection_string, store, defer_index=True)
     d = make("billing", 7)
