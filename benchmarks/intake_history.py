@@ -69,6 +69,8 @@ def seed(store, shape: Shape, workers: int) -> tuple[int, float, int]:
     trips0 = store.round_trips
     from azure.core.exceptions import ServiceResponseError
 
+    from benchmarks.seeding import seed_rows
+
     def retrying(fn) -> int:
         for attempt in range(3):  # Azurite under load may drop a connection; upserts are idempotent
             try:
@@ -80,7 +82,7 @@ def seed(store, shape: Shape, workers: int) -> tuple[int, float, int]:
         return 0
 
     def per_app(a: int) -> int:
-        return retrying(lambda: store.seed((shape.item(n) for n in range(a, shape.total, shape.apps)),
+        return retrying(lambda: seed_rows(store, (shape.item(n) for n in range(a, shape.total, shape.apps)),
                                            rows="app"))
 
     days: dict[str, list[int]] = {}
@@ -88,7 +90,7 @@ def seed(store, shape: Shape, workers: int) -> tuple[int, float, int]:
         days.setdefault(f"{shape.when(n):%Y%m%d}", []).append(n)
 
     def per_day(ns: list[int]) -> int:
-        return retrying(lambda: store.seed((shape.item(n) for n in ns), rows="index"))
+        return retrying(lambda: seed_rows(store, (shape.item(n) for n in ns), rows="index"))
 
     with ThreadPoolExecutor(workers) as pool:
         count = sum(pool.map(per_app, range(shape.apps)))

@@ -11,9 +11,8 @@ import json
 from datetime import datetime
 from typing import Any
 
+from shared.adapters.queues import ROLLOUT_QUEUE  # noqa: F401 - function_app.py binds its trigger to it
 from shared.http_api import HttpResult
-
-ROLLOUT_QUEUE = "acr-deploy-rollouts"
 
 
 def _iso(value: datetime | None) -> str | None:

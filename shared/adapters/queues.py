@@ -1,35 +1,35 @@
 """The rollout queue on Azure Storage Queues (azure-storage-queue): RolloutQueue.
 
-Messages are JSON, base64-encoded, because host.json sets `messageEncoding: base64` and the Functions
-queue trigger decodes base64. Delays (waiting for a revision, canary bake time, back-off) are the
-message's initial visibility timeout: waits are messages, not sleeps. Messages never expire (TTL -1):
+Messages are JSON, base64-encoded on the wire (the client is built by `shared.adapters.storage`).
+Delays (waiting for a revision, canary bake time, back-off) are the message's initial visibility
+timeout: waits are messages, not sleeps. Messages never expire (TTL -1):
 a message that keeps failing goes to the `-poison` queue after maxDequeueCount, it is not lost.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 from typing import Any
 
-from azure.core.exceptions import ResourceExistsError
-from azure.storage.queue import BinaryBase64DecodePolicy, QueueClient, TextBase64EncodePolicy
+from azure.storage.queue import QueueClient
 
-from shared.adapters.tables import RequestCounter
+from shared.adapters.storage import (
+    RequestCounter, create_once, queue_client, queue_client_from_connection_string,
+)
+from shared.settings import Settings
 
+# The queue the `rollout_step` function's trigger reads (function_app.py binds this name) and
+# infra/main.bicep creates, with its `-poison` queue.
 ROLLOUT_QUEUE = "acr-deploy-rollouts"
 MAX_DELAY_S = 7 * 24 * 3600  # the service's visibility timeout limit
 MAX_MESSAGE_BYTES = 48 * 1024  # 64 KiB per message, base64 inflates by 4/3
-
-_created_lock = threading.Lock()
-_created: set[str] = set()
 
 
 class StorageRolloutQueue:
     def __init__(self, client: QueueClient, counter: RequestCounter | None = None) -> None:
         self.client = client
         self.counter = counter or RequestCounter()
-        self._ensure_queue()
+        create_once(client.url, client.create_queue)
 
     @property
     def round_trips(self) -> int:
@@ -38,39 +38,13 @@ class StorageRolloutQueue:
     @classmethod
     def from_connection_string(cls, connection_string: str, queue_name: str = ROLLOUT_QUEUE) -> "StorageRolloutQueue":
         counter = RequestCounter()
-        client = QueueClient.from_connection_string(
-            connection_string, queue_name, message_encode_policy=TextBase64EncodePolicy(),
-            message_decode_policy=BinaryBase64DecodePolicy(), raw_request_hook=counter)
-        return cls(client, counter)
+        return cls(queue_client_from_connection_string(connection_string, queue_name, counter), counter)
 
     @classmethod
-    def from_settings(cls, settings: Any, queue_name: str = ROLLOUT_QUEUE) -> "StorageRolloutQueue":
-        """Connection string (Azurite) when `AzureWebJobsStorage` is set, else the account's queue
-        endpoint with DefaultAzureCredential, like the Functions host's identity-based connection."""
-        if settings.storage_connection_string:
-            return cls.from_connection_string(settings.storage_connection_string, queue_name)
-        if settings.storage_account_name:
-            from azure.identity import DefaultAzureCredential
-
-            counter = RequestCounter()
-            client = QueueClient(
-                account_url=f"https://{settings.storage_account_name}.queue.core.windows.net",
-                queue_name=queue_name, credential=DefaultAzureCredential(),
-                message_encode_policy=TextBase64EncodePolicy(),
-                message_decode_policy=BinaryBase64DecodePolicy(), raw_request_hook=counter)
-            return cls(client, counter)
-        raise ValueError("set AzureWebJobsStorage (connection string) or AzureWebJobsStorage__accountName")
-
-    def _ensure_queue(self) -> None:
-        key = self.client.url
-        with _created_lock:
-            if key in _created:
-                return
-            try:
-                self.client.create_queue()
-            except ResourceExistsError:
-                pass
-            _created.add(key)
+    def from_settings(cls, settings: Settings, queue_name: str = ROLLOUT_QUEUE) -> "StorageRolloutQueue":
+        """The function app's Storage account, as `shared.adapters.storage` connects to it."""
+        counter = RequestCounter()
+        return cls(queue_client(settings, queue_name, counter), counter)
 
     def send(self, message: dict[str, Any], delay_s: float = 0.0) -> None:
         body = json.dumps(message, separators=(",", ":"), default=str)

@@ -50,7 +50,8 @@ append (event seq numbers cannot repeat). A deployment's JSON (deployment_to_dic
 `doc` chunks (a string property holds 64 KiB); long texts are truncated first.
 
 Modules: `tables_keys` (the key scheme above, continuation tokens, the query filter),
-`tables_codec` (entities <-> domain objects, chunking, truncation), this one (the store).
+`tables_codec` (entities <-> domain objects, chunking, truncation), `tables_index` (the deferred
+index rows), `storage` (the Table service client), this one (the store).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -68,31 +69,30 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableServiceClient, TableTransactionError, UpdateMode
 
+from shared.adapters.storage import (
+    RequestCounter, create_once, forget_created, table_service, table_service_from_connection_string,
+)
 from shared.adapters.tables_codec import (
     deployment_from_entity, deployment_rows, event_entity, event_from_entity, ignored_entity,
     ignored_from_entity, registry_entity, registry_from_entity, state_entity, state_from_entity,
 )
+from shared.adapters.tables_index import MAX_BATCH, DeferredIndex
 from shared.adapters.tables_keys import (
     APPS_PK, IGNORED_DAY, app_pk, day_range, decode_continuation, deployment_filter, deployment_rk,
     encode_continuation, event_prefix, index_key, inverted_id, state_rk, time_bounds, valid_key,
 )
 from shared.domain.model import AppState, Deployment, DeploymentEvent, IgnoredEvent, Target
 from shared.ports import ConcurrencyError, DeploymentQuery, Page
+from shared.settings import Settings
 
 # Re-exported: tests and benchmarks import the key helpers from here.
-__all__ = ["RequestCounter", "TableStore", "decode_continuation", "encode_continuation", "inverted_id"]
+__all__ = ["TableStore", "decode_continuation", "encode_continuation", "inverted_id"]
 
 log = logging.getLogger("acr_deploy.tables")
 
 MAX_PAGE = 1000  # Table service page size limit
 MAX_PAGES = 20  # per call: bounded even when server-side filters thin pages out
-MAX_BATCH = 100  # operations per entity-group transaction
-MAX_PENDING = 2_000  # deferred index rows kept per process (older ones: the worker writes them)
 MAX_SEEN = 4_096  # deployments whose (app, etag, event count) this process remembers
-
-_created_lock = threading.Lock()
-_created_tables: set[tuple[str, str]] = set()
-
 
 def _put(entity: dict[str, Any], etag: str | None) -> tuple:
     """Transaction operation: insert-only without an etag, else replace If-Match that etag."""
@@ -110,24 +110,6 @@ def _next_token(entities: list[Any], more: bool) -> str | None:
     return encode_continuation(entities[-1]["RowKey"]) if more and entities else None
 
 
-class RequestCounter:
-    """`raw_request_hook` for the SDK clients: counts every request sent (retries included), in
-    total and per thread (so a method can report the round trips it spent in `Page.round_trips`)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._local = threading.local()
-        self.total = 0
-
-    def __call__(self, request: Any) -> None:
-        with self._lock:
-            self.total += 1
-        self._local.n = getattr(self._local, "n", 0) + 1
-
-    def mine(self) -> int:
-        return getattr(self._local, "n", 0)
-
-
 class TableStore:
     """DeploymentRepository + HistoryReader on one Table (see the module docstring for keys)."""
 
@@ -143,9 +125,8 @@ class TableStore:
         # id -> (app, etag, event_count) of the last `d|` row we saw: saves with that etag need no
         # re-read, and reads by id need no index lookup.
         self._seen: OrderedDict[str, tuple[str, str | None, int]] = OrderedDict()
-        # Deferred index/registry rows (defer_index): id or target key -> entity, insert-only.
-        self._pending: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
-        self._ensure_table()
+        self.index = DeferredIndex(self.table)  # used with defer_index
+        create_once((service.url, self.table_name), lambda: service.create_table(self.table_name))
 
     @property
     def round_trips(self) -> int:
@@ -156,39 +137,17 @@ class TableStore:
     def from_connection_string(cls, connection_string: str, table_prefix: str = "acrdeploy", *,
                                defer_index: bool = False) -> "TableStore":
         counter = RequestCounter()
-        service = TableServiceClient.from_connection_string(connection_string, raw_request_hook=counter)
-        return cls(service, table_prefix, counter, defer_index=defer_index)
+        return cls(table_service_from_connection_string(connection_string, counter), table_prefix, counter,
+                   defer_index=defer_index)
 
     @classmethod
-    def from_settings(cls, settings: Any, *, defer_index: bool = False) -> "TableStore":
-        """Azurite/connection string when `AzureWebJobsStorage` is set, else the account's Table
-        endpoint with DefaultAzureCredential (managed identity in Azure)."""
-        if settings.storage_connection_string:
-            return cls.from_connection_string(settings.storage_connection_string, settings.table_prefix,
-                                              defer_index=defer_index)
-        if settings.storage_account_name:
-            from azure.identity import DefaultAzureCredential
-
-            counter = RequestCounter()
-            service = TableServiceClient(
-                endpoint=f"https://{settings.storage_account_name}.table.core.windows.net",
-                credential=DefaultAzureCredential(), raw_request_hook=counter)
-            return cls(service, settings.table_prefix, counter, defer_index=defer_index)
-        raise ValueError("set AzureWebJobsStorage (connection string) or AzureWebJobsStorage__accountName")
+    def from_settings(cls, settings: Settings, *, defer_index: bool = False) -> "TableStore":
+        """The function app's Storage account, as `shared.adapters.storage` connects to it."""
+        counter = RequestCounter()
+        return cls(table_service(settings, counter), settings.table_prefix, counter, defer_index=defer_index)
 
     def _trips(self) -> int:
         return self.counter.mine()
-
-    def _ensure_table(self) -> None:
-        key = (self.service.url, self.table_name)
-        with _created_lock:
-            if key in _created_tables:
-                return
-            try:
-                self.service.create_table(self.table_name)
-            except ResourceExistsError:
-                pass
-            _created_tables.add(key)
 
     def _remember(self, deployment_id: str, app: str, etag: str | None, count: int) -> None:
         with self._lock:
@@ -252,46 +211,9 @@ class TableStore:
                 log.warning("index row %s/%s not refreshed: %s", entity["PartitionKey"],
                             entity["RowKey"], type(exc).__name__)
 
-    def _index_later(self, rows: list[dict[str, Any]]) -> None:
-        with self._lock:
-            for entity in rows:
-                key = (entity["PartitionKey"], entity["RowKey"])
-                self._pending[key] = entity
-                self._pending.move_to_end(key)
-            while len(self._pending) > MAX_PENDING:  # the worker's first step writes them anyway
-                self._pending.popitem(last=False)
-
-    def _written(self, *keys: tuple[str, str]) -> None:
-        with self._lock:
-            for key in keys:
-                self._pending.pop(key, None)
-
     def flush_index(self) -> int:
-        """Write the deferred index/registry rows of this process: insert-only (a row that exists
-        was written by a later save, which knows better), batched per partition. Returns rows written."""
-        with self._lock:
-            rows, self._pending = list(self._pending.values()), OrderedDict()
-        by_pk: dict[str, list[dict[str, Any]]] = {}
-        for entity in rows:
-            by_pk.setdefault(entity["PartitionKey"], []).append(entity)
-        written = 0
-        for group in by_pk.values():
-            for start in range(0, len(group), MAX_BATCH):
-                batch = group[start:start + MAX_BATCH]
-                try:
-                    self.table.submit_transaction([("create", e) for e in batch])
-                    written += len(batch)
-                    continue
-                except TableTransactionError as exc:
-                    if exc.status_code != 409:
-                        raise
-                for entity in batch:  # some exist already: the others one by one
-                    try:
-                        self.table.create_entity(entity)
-                        written += 1
-                    except ResourceExistsError:
-                        pass
-        return written
+        """Write this process's deferred index/registry rows now (see `tables_index`)."""
+        return self.index.flush()
 
     # ---- DeploymentRepository
     def get_app_state(self, target: Target) -> AppState | None:
@@ -309,7 +231,7 @@ class TableStore:
         stored = replace(state, etag=results[2].get("etag"))
         follow = [index_row, registry_entity(stored, stored.etag)]
         if self.defer_index:
-            self._index_later(follow)
+            self.index.add(follow)
         else:
             self._index_now(follow)
         return stored
@@ -325,7 +247,7 @@ class TableStore:
             raise ConcurrencyError(f"app state of {state.target.app} changed") from exc
         stored = replace(state, etag=meta.get("etag"))
         self._index_now([registry_entity(stored, stored.etag)])
-        self._written((APPS_PK, state.target.key))
+        self.index.written((APPS_PK, state.target.key))
         return stored
 
     def save_deployment(self, deployment: Deployment, *events: DeploymentEvent) -> Deployment:
@@ -368,7 +290,7 @@ class TableStore:
         self._remember(deployment.id, app, new_etag, total)
         index_row["row_etag"] = new_etag or ""
         self._index_now([index_row])
-        self._written((index_row["PartitionKey"], index_row["RowKey"]))
+        self.index.written((index_row["PartitionKey"], index_row["RowKey"]))
         return replace(deployment, etag=new_etag)
 
     def _app_of(self, deployment_id: str) -> str | None:
@@ -377,9 +299,9 @@ class TableStore:
             seen = self._seen.get(deployment_id)
             if seen:
                 return seen[0]
-            pending = self._pending.get(index_key(deployment_id))
-            if pending:
-                return pending["app"]
+        pending = self.index.get(index_key(deployment_id))
+        if pending:
+            return pending["app"]
         entity = self._get(*index_key(deployment_id))
         return entity.get("app") if entity is not None else None
 
@@ -449,40 +371,10 @@ class TableStore:
 
     def _flush_if_pending(self) -> None:
         """Read-your-writes in this process for the cross-app views (see `defer_index`)."""
-        if self._pending:
-            self.flush_index()
+        if self.index:
+            self.index.flush()
 
     # ---- maintenance (tests, sandbox, benchmarks)
     def delete_table(self) -> None:
         self.service.delete_table(self.table_name)
-        with _created_lock:
-            _created_tables.discard((self.service.url, self.table_name))
-
-    def seed(self, deployments: Iterable[tuple[Deployment, DeploymentEvent | None]], rows: str = "all") -> int:
-        """Bulk-load recorded deployments (benchmarks): per deployment its `d|` row and its event
-        when one is given (rows "app"), its index row (rows "index"), or all of them, upserted in
-        per-partition transactions of up to 100 rows (feed it deployments of few partitions at a
-        time: one app's, one day's). Not for production paths (no app state, no ETags)."""
-        batches: dict[str, list[tuple]] = {}
-        written = 0
-
-        def add(entity: dict[str, Any]) -> None:
-            batch = batches.setdefault(entity["PartitionKey"], [])
-            batch.append(_upsert(entity))
-            if len(batch) >= MAX_BATCH:
-                self.table.submit_transaction(batch)
-                batches[entity["PartitionKey"]] = []
-
-        for deployment, event in deployments:
-            row, index_row = deployment_rows(deployment, 1 if event is not None else 0)
-            if rows in ("all", "app"):
-                add(row)
-                if event is not None:
-                    add(event_entity(event, deployment.target.app, 1))
-            if rows in ("all", "index"):
-                add(index_row)
-            written += 1
-        for batch in batches.values():
-            if batch:
-                self.table.submit_transaction(batch)
-        return written
+        forget_created((self.service.url, self.table_name))

@@ -43,8 +43,29 @@ def test_event_subscription_targets_the_event_grid_trigger(main_bicep):
     assert parse(INFRA / "app" / "event-subscription.bicep")["parameters"]["functionName"]["default"] == target
 
 
+def _bound_queue_name(code) -> str:
+    """The queue_name the queue trigger in function_app.py is bound to, followed from the decorator
+    through a module-level alias and an imported module's attribute to its value."""
+    tree = ast.parse((REPO_ROOT / "function_app.py").read_text())
+    calls = [d for node in tree.body if isinstance(node, ast.FunctionDef) for d in node.decorator_list
+             if isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute) and d.func.attr == "queue_trigger"]
+    assert len(calls) == 1, "function_app.py has one queue trigger"
+    expr = next(k.value for k in calls[0].keywords if k.arg == "queue_name")
+    aliases = {t.id: n.value for n in tree.body if isinstance(n, ast.Assign) for t in n.targets
+               if isinstance(t, ast.Name)}
+    if isinstance(expr, ast.Name) and expr.id in aliases:
+        expr = aliases[expr.id]
+    if isinstance(expr, ast.Constant):
+        return expr.value
+    modules = {a.asname or a.name: f"{n.module}.{a.name}" for n in tree.body
+               if isinstance(n, ast.ImportFrom) for a in n.names}
+    assert isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name), ast.dump(expr)
+    return getattr(code(modules[expr.value.id]), expr.attr)
+
+
 def test_rollout_queue_and_its_poison_queue(main_bicep, code):
-    queue = code("shared.adapters.queues").ROLLOUT_QUEUE
+    queue = _bound_queue_name(code)
+    assert code("shared.adapters.queues").ROLLOUT_QUEUE == queue  # the adapter sends where the trigger reads
     assert variable(main_bicep, "rolloutQueueName") == queue
     assert variable(main_bicep, "queueNames") == ["rolloutQueueName", "${rolloutQueueName}-poison"]
 
