@@ -79,6 +79,9 @@ class World:
     def push(self, app: str, tag: str, **kw: Any) -> Any:
         return entrypoints.handle_event(self.event(app, tag, **kw))
 
+    def push_raw(self, event: dict) -> Any:
+        return entrypoints.handle_event(event)
+
     # ---- reading the outcome
     @property
     def store(self) -> Any:
@@ -102,6 +105,10 @@ class World:
 
     def story(self, d: Deployment) -> str:
         return "\n".join(f"  {e.phase.value:18} {e.message}" for e in self.store.list_events(d.id))
+
+    def story_of_app(self, app: str) -> str:
+        return "\n".join(f" {d.tag} {d.digest[7:15]} {d.phase.value}: {d.reason[:200]}\n{self.story(d)}"
+                         for d in self.deployments(app))
 
     def settled(self, app: str, count: int = 1) -> bool:
         ds = self.deployments(app)
@@ -130,6 +137,12 @@ rules:
     rollout: {strategy: canary, steps: [10, 50, 100], bake: 0s, keep_previous: 1}
     smoke: [{path: /healthz, retries: 1, backoff: 100ms}]
     verify: [{name: app, path: /, retries: 0, consecutive_passes: 10}]
+  - name: heal
+    repository: "heal-*"
+    tags: "semver:*"
+    targets: [{app: "{name}", resource_group: RG}]
+    rollout: {drift: repair}
+    smoke: [{path: /healthz, retries: 1, backoff: 100ms}]
   - name: quick
     repository: "*"
     tags: "semver:*"
