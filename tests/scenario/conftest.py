@@ -204,3 +204,21 @@ def assert_live(world: World, app: str, d: Deployment) -> None:
     assert world.revision(app, d.revision)["template"]["containers"][0]["image"] == d.image
     state = world.store.get_app_state(d.target)
     assert (state.live_revision, state.live_deployment_id, state.active_deployment_id) == (d.revision, d.id, "")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG001 - pytest hook
+    """The invariant scenarios' figures (`make soak` prints them; `make test` too, for its few seeds)."""
+    REPORTS = getattr(config, "acr_invariant_reports", [])
+    if not REPORTS:
+        return
+    tr = terminalreporter
+    bad = [r for r in REPORTS if r.violations]
+    tr.write_sep("-", "invariant scenarios")
+    tr.write_line(
+        f"seeds {len(REPORTS)}, pushes {sum(r.pushes for r in REPORTS)}, deliveries "
+        f"{sum(r.deliveries for r in REPORTS)}, deployments {sum(r.deployments for r in REPORTS)}, "
+        f"ARM faults {sum(r.faults for r in REPORTS)}, worker kills {sum(r.kills for r in REPORTS)}, "
+        f"violations {sum(len(r.violations) for r in REPORTS)} in {len(bad)} seed(s), "
+        f"{sum(r.seconds for r in REPORTS):.0f} s")
+    for r in bad:
+        tr.write_line(f"  seed {r.seed}: " + "; ".join(v[:160] for v in r.violations))

@@ -17,7 +17,6 @@ from tests.scenario.invariants import Killer, Report, make_script, run_script
 SEEDS = int(os.environ.get("ACR_DEPLOY_SOAK_SEEDS", "0")) or None
 FIRST_SEED = int(os.environ.get("ACR_DEPLOY_SOAK_FIRST_SEED", "1"))
 QUICK_SEEDS = [3, 11, 29]
-REPORTS: list[Report] = []
 
 
 def _seeds() -> list[int]:
@@ -26,7 +25,7 @@ def _seeds() -> list[int]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", _seeds())
-def test_history_matches_what_serves(world, seed):
+def test_history_matches_what_serves(world, seed, request):
     apps = (world.seed_app("inv"), world.seed_app("canary"))
     script = make_script(seed, apps)
     killer = Killer(seed, script.kill_rate)
@@ -35,7 +34,8 @@ def test_history_matches_what_serves(world, seed):
     c.rollout = RolloutWorker(c.store, c.queue, killer.wrap(c.container_apps), c.probe, c.publisher,
                               budget_s=5.0, tick_s=0.05, on_saved=killer.on_saved)
     report = run_script(world, script, lambda: QueueDriver(c.queue, visibility_timeout=1))
-    REPORTS.append(report)
+    reports: list[Report] = request.config.__dict__.setdefault("acr_invariant_reports", [])
+    reports.append(report)  # printed by tests/scenario/conftest.py's terminal summary
     assert not report.violations, (
         f"seed {seed}: {len(report.violations)} violation(s)\n  " + "\n  ".join(report.violations)
         + "\n" + "\n".join(f"{a}:\n{world.story_of_app(a)}" for a in apps))
