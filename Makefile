@@ -8,7 +8,7 @@ NPMSTAMP:= node_modules/.installed
 # checkov has ~90 exact pins of its own: it lives in a separate venv (requirements-infra.txt).
 CKVSTAMP:= .venv-checkov/.installed
 
-.PHONY: setup test demo bench clean sysdeps
+.PHONY: setup test demo bench soak clean sysdeps
 
 # sysdeps first: on a bare Debian/Ubuntu, `python3 -m venv` itself needs python3-venv.
 setup: sysdeps $(STAMP) $(NPMSTAMP) $(CKVSTAMP)
@@ -48,6 +48,14 @@ test: setup
 
 demo: setup
 	$(VPY) -m devtools.sandbox demo $(DEMO_ARGS)
+
+# Many seeds of the invariant scenarios (tests/scenario/invariants.py); prints seeds, pushes, faults,
+# kills and violations. SOAK_SEEDS=N, SOAK_FIRST_SEED=K to choose.
+SOAK_SEEDS ?= 200
+SOAK_FIRST_SEED ?= 1000
+soak: setup
+	ACR_DEPLOY_SOAK_SEEDS=$(SOAK_SEEDS) ACR_DEPLOY_SOAK_FIRST_SEED=$(SOAK_FIRST_SEED) \
+	  $(VPY) -m pytest tests/scenario/test_invariants.py -q -p no:randomly $(PYTEST_ARGS)
 
 bench: setup
 	$(VPY) -m benchmarks

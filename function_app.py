@@ -43,6 +43,13 @@ def sweep_rollouts(timer: func.TimerRequest) -> None:
     entrypoints.handle_sweep()
 
 
+@app.function_name("reconcile_drift")
+@app.timer_trigger(arg_name="timer", schedule="0 */5 * * * *", run_on_startup=False)
+def reconcile_drift(timer: func.TimerRequest) -> None:
+    """Compare what each app serves with the history's live record; record (or repair) drift."""
+    entrypoints.handle_drift()
+
+
 def _http(req: func.HttpRequest, operation: str) -> func.HttpResponse:
     response = entrypoints.handle_http(
         operation,

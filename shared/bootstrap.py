@@ -86,6 +86,18 @@ class Container:
         )
 
     @cached_property
+    def drift(self):
+        from shared.services.drift import REPAIR_REQUESTER, DriftReconciler
+
+        rollout = self.rollout
+
+        def repair(target, revision, reason):
+            return rollout.request_rollback(target.app, revision, target.resource_group,
+                                            requested_by=REPAIR_REQUESTER, why=reason)
+
+        return DriftReconciler(self.store, self.container_apps, repair)
+
+    @cached_property
     def api(self):
         from shared.http_api import HistoryApi
 

@@ -93,6 +93,12 @@ def handle_sweep() -> None:
     get_container().rollout.sweep()
 
 
+def handle_drift() -> None:
+    from shared.bootstrap import get_container
+
+    get_container().drift.reconcile()
+
+
 def handle_http(
     operation: str,
     *,

@@ -115,6 +115,9 @@ def _state_to_dict(s: AppState) -> dict[str, Any]:
         "live_since": iso(s.live_since), "environment": s.environment,
         "active_deployment_id": s.active_deployment_id, "pending_deployment_id": s.pending_deployment_id,
         "inflight_digests": list(s.inflight_digests), "latest_version_key": s.latest_version_key,
+        "live_version_key": s.live_version_key, "pending_version_key": s.pending_version_key,
+        "active_version_key": s.active_version_key,
+        "drift": s.drift, "drift_detail": s.drift_detail, "drift_since": iso(s.drift_since),
         "last_deployment_id": s.last_deployment_id, "last_phase": s.last_phase,
         "updated_at": iso(s.updated_at),
     }
@@ -133,6 +136,11 @@ def _state_from_dict(data: dict[str, Any], etag: str | None) -> AppState:
         pending_deployment_id=data.get("pending_deployment_id", ""),
         inflight_digests=tuple(data.get("inflight_digests") or ()),
         latest_version_key=data.get("latest_version_key", ""),
+        live_version_key=data.get("live_version_key", ""),
+        pending_version_key=data.get("pending_version_key", ""),
+        active_version_key=data.get("active_version_key", ""),
+        drift=data.get("drift", ""), drift_detail=data.get("drift_detail", ""),
+        drift_since=dt(data.get("drift_since")),
         last_deployment_id=data.get("last_deployment_id", ""), last_phase=data.get("last_phase", ""),
         updated_at=dt(data.get("updated_at")), etag=etag,
     )

@@ -4,8 +4,10 @@ Given what the target's state row says, one planned push is:
 - RECORDED: this very deployment is already recorded (a redelivered event): stop quietly;
 - DUPLICATE: its digest already runs on the target or is queued/rolling out there (a second tag for
   the same digest, or a redelivery racing with the first): recorded as skipped;
-- OLDER: its version sorts below the newest version accepted for the target and the rule does not
-  allow downgrades (a late, out-of-order event): recorded as skipped;
+- OLDER: a push that is live, rolling out or queued on the target outranks it (a higher version, or
+  for the same version a later push: `shared.domain.precedence`) and the rule does not allow
+  downgrades (a late, out-of-order event): recorded as skipped. Failed, rolled-back and superseded
+  pushes rank nothing: they never block an older good version;
 - ACCEPT: with the new state to write in the same transaction as the deployment.
 """
 
@@ -16,7 +18,8 @@ from datetime import datetime
 from enum import Enum
 
 from shared.domain.model import AppState, Deployment, PlannedDeployment, Target
-from shared.domain.rules.versions import is_newer_version, is_older_version
+from shared.domain.precedence import Rank, newest, outranks
+from shared.domain.rules.versions import is_newer_version
 
 MAX_INFLIGHT_DIGESTS = 20  # bounded: the state row must stay small; older entries are long finished
 
@@ -42,6 +45,10 @@ class Candidate:
     version_key: str
     allow_downgrade: bool
     environment: str
+
+    @property
+    def rank(self) -> Rank:
+        return Rank("" if self.allow_downgrade else self.version_key, self.deployment_id)
 
     @classmethod
     def from_plan(cls, plan: PlannedDeployment) -> "Candidate":
@@ -75,21 +82,24 @@ def decide(c: Candidate, state: AppState | None, now: datetime) -> Decision:
     if c.digest in current.inflight_digests:
         return Decision(IntakeVerdict.DUPLICATE,
                         f"duplicate: {c.digest[:19]}… already queued or rolling out on {c.target.app}")
-    # Keys of different kinds (two rules with different tag policies on one app, or a policy that
-    # changed) have no order: only a version known to be older is a downgrade.
-    if is_older_version(c.version_key, current.latest_version_key) and not c.allow_downgrade:
+    ahead = newest(*holders(current))
+    if not c.allow_downgrade and outranks(ahead, c.rank):
+        if ahead.deployment_id == current.live_deployment_id:
+            blocker = f"{current.live_tag or ahead.deployment_id}, live on {c.target.app}"
+        else:
+            blocker = f"deployment {ahead.deployment_id}, rolling out or queued on {c.target.app}"
         return Decision(
             IntakeVerdict.OLDER,
-            f"older version: {c.tag} sorts below the newest accepted for {c.target.app} "
-            "and the rule does not allow downgrades",
+            f"older version: {c.tag} is older than {blocker}, and the rule does not allow downgrades",
         )
     inflight = tuple(d for d in current.inflight_digests if d != c.digest) + (c.digest,)
     new_state = replace(
         current,
         environment=c.environment or current.environment,
         pending_deployment_id=c.deployment_id,
+        pending_version_key=c.rank.version_key,
         inflight_digests=inflight[-MAX_INFLIGHT_DIGESTS:],
-        # The newest accepted version; a key of another kind starts the new scheme.
+        # The newest version accepted so far (shown; decisions use the ranks above).
         latest_version_key=(c.version_key if c.version_key and is_newer_version(c.version_key, current.latest_version_key)
                             else current.latest_version_key),
         last_deployment_id=c.deployment_id,
@@ -97,3 +107,10 @@ def decide(c: Candidate, state: AppState | None, now: datetime) -> Decision:
         updated_at=now,
     )
     return Decision(IntakeVerdict.ACCEPT, "accepted", new_state)
+
+
+def holders(state: AppState) -> tuple[Rank, ...]:
+    """The ranks of the pushes that hold a place on the app: live, active (rolling out), pending."""
+    return (Rank(state.live_version_key, state.live_deployment_id),
+            Rank(state.active_version_key, state.active_deployment_id),
+            Rank(state.pending_version_key, state.pending_deployment_id))

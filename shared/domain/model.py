@@ -112,6 +112,16 @@ class Strategy(str, Enum):
         return self.value
 
 
+class DriftPolicy(str, Enum):
+    """What the reconciler does when the app serves something other than the live record."""
+
+    RECORD = "record"  # record the drift (history, API, CLI, page) and leave the app alone
+    REPAIR = "repair"  # also put the recorded live revision back, when it is healthy
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class RolloutSettings:
     """How a rule wants its targets rolled out (validated at rules load, consumed by the rollout)."""
@@ -125,12 +135,14 @@ class RolloutSettings:
     smoke: tuple[SmokeCheck, ...] = (SmokeCheck(),)  # against the revision's own URL
     verify: tuple[SmokeCheck, ...] = ()  # against the app URL at each step / after the shift; empty: the smoke checks again
     deadline_s: float = 1800.0  # a rollout not finished by then is failed by the sweeper
+    drift: DriftPolicy = DriftPolicy.RECORD  # once live: what the drift reconciler does
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
 
         data = asdict(self)
         data["strategy"] = self.strategy.value
+        data["drift"] = self.drift.value
         return data
 
     @classmethod
@@ -140,6 +152,7 @@ class RolloutSettings:
         data = dict(data)
         data["strategy"] = Strategy(data.get("strategy", Strategy.ALL_AT_ONCE.value))
         data["steps"] = tuple(data.get("steps", (100,)))
+        data["drift"] = DriftPolicy(data.get("drift") or DriftPolicy.RECORD.value)
         for key in ("smoke", "verify"):
             if key in data:
                 data[key] = tuple(_smoke_from_dict(item) for item in data[key])
@@ -275,7 +288,15 @@ class AppState:
     active_deployment_id: str = ""  # holds the app: the rollout allowed to change it now
     pending_deployment_id: str = ""  # newest queued push waiting for the app
     inflight_digests: tuple[str, ...] = ()  # digests queued or rolling out (for dedupe)
-    latest_version_key: str = ""  # highest version accepted for this target (no going back)
+    # The version keys of the live, pending and active deployments: with their ids they rank pushes
+    # (shared.domain.precedence) without reading those deployments.
+    live_version_key: str = ""
+    pending_version_key: str = ""
+    active_version_key: str = ""
+    latest_version_key: str = ""  # the newest version accepted (shown; decisions use the ranks)
+    drift: str = ""  # signature of the drift seen now ("" = serving what the history says)
+    drift_detail: str = ""  # what serves and what was expected, for people
+    drift_since: datetime | None = None
     last_deployment_id: str = ""
     last_phase: str = ""
     updated_at: datetime | None = None

@@ -33,6 +33,7 @@ from shared.domain.model import (
     SmokeCheck,
     Strategy,
 )
+from shared.domain.precedence import Rank, outranks
 from shared.errors import ConflictError, InvalidRequestError, NotFoundError
 
 # The service limits a revision name (`<app>--<suffix>`) to 54 characters (app names are at most 32),
@@ -164,12 +165,6 @@ def outcome_event(d: Deployment) -> str | None:
 # --------------------------------------------------------------------------- taking the app
 
 
-def is_newer(a: str, b: str) -> bool:
-    """Deployment ids start with the push time (`YYYYmmddHHMMSS-<hash>`), so their order is the
-    order of the pushes; the hash only breaks ties within a second (deterministically)."""
-    return a > b
-
-
 class Claim(str, Enum):
     TAKE = "take"  # the app is free (or held by a finished deployment): take it
     MINE = "mine"  # already held by this deployment (a redelivered message)
@@ -185,24 +180,34 @@ class ClaimDecision:
 
 def decide_claim(d: Deployment, state: AppState | None, holder: Deployment | None) -> ClaimDecision:
     """May `d` hold the app now? `holder` is the deployment named by `state.active_deployment_id`
-    (None when it is unset or no longer exists). Newest push wins, except that a rollout already
-    moving traffic is never interrupted: the newer one waits for it."""
+    (None when it is unset or no longer exists). The newer push wins (`shared.domain.precedence`:
+    version, then push time), except that a rollout already moving traffic is never interrupted:
+    the newer one waits for it."""
     active = state.active_deployment_id if state else ""
-    pending = state.pending_deployment_id if state else ""
     if active == d.id:
         return ClaimDecision(Claim.MINE)
-    if pending and pending != d.id and is_newer(pending, d.id):
-        return ClaimDecision(Claim.SUPERSEDED, pending)
-    live = state.live_deployment_id if state else ""
-    # A late, out-of-order push must not replace a newer live one. (A manual rollback is the
-    # operator's explicit wish: it never yields to what is live.)
-    if d.kind == DeploymentKind.PUSH and live and live != d.id and is_newer(live, d.id):
-        return ClaimDecision(Claim.SUPERSEDED, live)
+    me = rank_of(d)
+    if state is not None:
+        pending = Rank(state.pending_version_key, state.pending_deployment_id)
+        if pending.deployment_id != d.id and outranks(pending, me):
+            return ClaimDecision(Claim.SUPERSEDED, pending.deployment_id)
+        live = Rank(state.live_version_key, state.live_deployment_id)
+        # A late, out-of-order push must not replace a newer live one. (A manual rollback is the
+        # operator's explicit wish: it never yields to what is live.)
+        if d.kind == DeploymentKind.PUSH and live.deployment_id != d.id and outranks(live, me):
+            return ClaimDecision(Claim.SUPERSEDED, live.deployment_id)
     if not active or holder is None or holder.phase.terminal:
         return ClaimDecision(Claim.TAKE)
-    if is_newer(active, d.id):
+    if outranks(rank_of(holder), me):
         return ClaimDecision(Claim.SUPERSEDED, active)
     return ClaimDecision(Claim.WAIT, active)
+
+
+def rank_of(d: Deployment) -> Rank:
+    """A deployment's place in the order. A manual rollback ranks by its time alone."""
+    if d.kind != DeploymentKind.PUSH or d.data.get("allow_downgrade"):
+        return Rank("", d.id)
+    return Rank(d.version_key, d.id)
 
 
 def superseded_by(d: Deployment, state: AppState | None) -> str:
@@ -210,17 +215,21 @@ def superseded_by(d: Deployment, state: AppState | None) -> str:
     the app ("" = carry on). Once traffic moves, the rollout finishes first."""
     if d.phase not in PRE_SHIFT or state is None:
         return ""
-    for other in (state.pending_deployment_id, state.active_deployment_id):
-        if other and other != d.id and is_newer(other, d.id):
-            return other
+    me = rank_of(d)
+    for other in (Rank(state.pending_version_key, state.pending_deployment_id),
+                  Rank(state.active_version_key, state.active_deployment_id)):
+        if other.deployment_id != d.id and outranks(other, me):
+            return other.deployment_id
     return ""
 
 
 def claimed(state: AppState, d: Deployment, now: datetime) -> AppState:
     from dataclasses import replace
 
-    pending = "" if state.pending_deployment_id == d.id else state.pending_deployment_id
-    return replace(state, active_deployment_id=d.id, pending_deployment_id=pending, updated_at=now)
+    mine = state.pending_deployment_id == d.id
+    return replace(state, active_deployment_id=d.id, active_version_key=rank_of(d).version_key,
+                   pending_deployment_id="" if mine else state.pending_deployment_id,
+                   pending_version_key="" if mine else state.pending_version_key, updated_at=now)
 
 
 def released(state: AppState, d: Deployment, now: datetime, live: Mapping[str, Any] | None = None) -> AppState:
@@ -235,10 +244,13 @@ def released(state: AppState, d: Deployment, now: datetime, live: Mapping[str, A
         "updated_at": now,
     }
     if state.active_deployment_id == d.id:
-        changes["active_deployment_id"] = ""
+        changes.update(active_deployment_id="", active_version_key="")
     if state.pending_deployment_id == d.id:
-        changes["pending_deployment_id"] = ""
+        changes.update(pending_deployment_id="", pending_version_key="")
     if live:
+        # A rollback that puts the live revision back (a drift repair) keeps its version's rank.
+        same = d.kind != DeploymentKind.PUSH and live["revision"] == state.live_revision
+        changes["live_version_key"] = state.live_version_key if same else rank_of(d).version_key
         changes.update(
             live_deployment_id=d.id,
             live_revision=live["revision"],

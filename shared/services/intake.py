@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable
 
 from shared.domain.events import IMAGE_PUSHED, NotDeployable, parse_event, parse_time
@@ -95,6 +95,8 @@ class IntakeService:
             return self._dismiss(parsed, raw)
         push: ImagePush = parsed
         reason = untrusted_reason(push.event_source, push.registry, self.trusted())
+        if not reason:
+            reason = future_reason(push.event_time, self.clock())
         if reason:
             return self._dismiss_push(push, "rejected", reason)
         plan = self.rules.plan(push)
@@ -170,6 +172,18 @@ class IntakeService:
         except Exception as exc:  # noqa: BLE001
             log.warning("could not record %s event %s: %s", item.outcome, item.event_id[:64],
                         type(exc).__name__)
+
+
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+
+
+def future_reason(event_time: datetime, now: datetime) -> str:
+    """Pushes are ranked by event time (for the same version): one dated years ahead would outrank
+    every later push to its app forever. Beyond a few minutes of clock skew it is rejected."""
+    if event_time - now > MAX_CLOCK_SKEW:
+        return (f"event time {event_time.isoformat()} is more than {int(MAX_CLOCK_SKEW.total_seconds() // 60)}"
+                f" minutes after the time it arrived ({now.replace(microsecond=0).isoformat()})")
+    return ""
 
 
 def _no_target_reason(push: ImagePush, plan: Any) -> str:

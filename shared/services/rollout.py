@@ -108,11 +108,11 @@ class RolloutWorker:
 
     def request_rollback(
         self, app: str, to_revision: str | None = None, resource_group: str | None = None,
-        requested_by: str = "",
+        requested_by: str = "", why: str = "",
     ) -> Deployment:
         """Record a kind=rollback deployment that moves `app` back to its previous (or the named)
         healthy revision, and enqueue it: it runs through the same machinery as a push."""
-        return self._rollbacks.request(app, to_revision, resource_group, requested_by)
+        return self._rollbacks.request(app, to_revision, resource_group, requested_by, why)
 
     # ================================================================== the loop
     def _handle(self, message: dict[str, Any], deployment_id: str, app: str | None) -> None:

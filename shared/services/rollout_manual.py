@@ -26,10 +26,11 @@ class RollbackRequests:
 
     def request(
         self, app: str, to_revision: str | None = None, resource_group: str | None = None,
-        requested_by: str = "",
+        requested_by: str = "", why: str = "",
     ) -> Deployment:
         """Record a kind=rollback deployment that moves `app` back to its previous (or the named)
-        healthy revision, and enqueue it: it runs through the same machinery as a push."""
+        healthy revision, and enqueue it: it runs through the same machinery as a push. `why` marks
+        a repair of drift (rule `drift-repair`, source `drift`) and goes into its story."""
         p = self.ports
         if not app or not isinstance(app, str):
             raise InvalidRequestError("an app name is required")
@@ -45,14 +46,15 @@ class RollbackRequests:
             target=target, kind=DeploymentKind.ROLLBACK, phase=Phase.QUEUED,
             created_at=now, updated_at=now, image=chosen.image or "",
             digest=plan.digest_of(chosen.image or ""), pushed_by=requested_by[:200],
-            rule="manual-rollback", source="manual", revision=chosen.name, rollback_to=chosen.name,
+            rule="drift-repair" if why else "manual-rollback", source="drift" if why else "manual",
+            revision=chosen.name, rollback_to=chosen.name,
             rollout=RolloutSettings(ready_timeout_s=300.0, keep_previous=1),
         )
         d.tag = self._tag_of(target, chosen.name)
         first = DeploymentEvent(
             d.id, now, Phase.QUEUED,
             f"rollback of {target.app} to {chosen.name} requested by {requested_by or 'unknown'} "
-            f"(serving now: {traffic.describe(traffic.serving(info.traffic))})",
+            f"(serving now: {traffic.describe(traffic.serving(info.traffic))})" + (f"; {why}" if why else ""),
             {"requested_by": requested_by[:200], "to": chosen.name},
         )
         for _ in range(5):

@@ -79,6 +79,9 @@ class World:
     def push(self, app: str, tag: str, **kw: Any) -> Any:
         return entrypoints.handle_event(self.event(app, tag, **kw))
 
+    def push_raw(self, event: dict) -> Any:
+        return entrypoints.handle_event(event)
+
     # ---- reading the outcome
     @property
     def store(self) -> Any:
@@ -102,6 +105,10 @@ class World:
 
     def story(self, d: Deployment) -> str:
         return "\n".join(f"  {e.phase.value:18} {e.message}" for e in self.store.list_events(d.id))
+
+    def story_of_app(self, app: str) -> str:
+        return "\n".join(f" {d.tag} {d.digest[7:15]} {d.phase.value}: {d.reason[:200]}\n{self.story(d)}"
+                         for d in self.deployments(app))
 
     def settled(self, app: str, count: int = 1) -> bool:
         ds = self.deployments(app)
@@ -130,6 +137,12 @@ rules:
     rollout: {strategy: canary, steps: [10, 50, 100], bake: 0s, keep_previous: 1}
     smoke: [{path: /healthz, retries: 1, backoff: 100ms}]
     verify: [{name: app, path: /, retries: 0, consecutive_passes: 10}]
+  - name: heal
+    repository: "heal-*"
+    tags: "semver:*"
+    targets: [{app: "{name}", resource_group: RG}]
+    rollout: {drift: repair}
+    smoke: [{path: /healthz, retries: 1, backoff: 100ms}]
   - name: quick
     repository: "*"
     tags: "semver:*"
@@ -191,3 +204,21 @@ def assert_live(world: World, app: str, d: Deployment) -> None:
     assert world.revision(app, d.revision)["template"]["containers"][0]["image"] == d.image
     state = world.store.get_app_state(d.target)
     assert (state.live_revision, state.live_deployment_id, state.active_deployment_id) == (d.revision, d.id, "")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG001 - pytest hook
+    """The invariant scenarios' figures (`make soak` prints them; `make test` too, for its few seeds)."""
+    REPORTS = getattr(config, "acr_invariant_reports", [])
+    if not REPORTS:
+        return
+    tr = terminalreporter
+    bad = [r for r in REPORTS if r.violations]
+    tr.write_sep("-", "invariant scenarios")
+    tr.write_line(
+        f"seeds {len(REPORTS)}, pushes {sum(r.pushes for r in REPORTS)}, deliveries "
+        f"{sum(r.deliveries for r in REPORTS)}, deployments {sum(r.deployments for r in REPORTS)}, "
+        f"ARM faults {sum(r.faults for r in REPORTS)}, worker kills {sum(r.kills for r in REPORTS)}, "
+        f"violations {sum(len(r.violations) for r in REPORTS)} in {len(bad)} seed(s), "
+        f"{sum(r.seconds for r in REPORTS):.0f} s")
+    for r in bad:
+        tr.write_line(f"  seed {r.seed}: " + "; ".join(v[:160] for v in r.violations))

@@ -29,6 +29,7 @@ class QueueDriver:
         self.poll_s = poll_s
         self.handled = 0
         self.failures: list[str] = []
+        self.lost_deletes: list[str] = []  # handled after its visibility ran out (the host logs these too)
 
     def step(self, max_messages: int = 16) -> int:
         """One receive: handle what is visible now. Returns how many messages it handled."""
@@ -40,7 +41,10 @@ class QueueDriver:
             except (Exception, _Crash) as exc:  # noqa: BLE001 - the host logs and lets it reappear
                 self.failures.append(f"{type(exc).__name__}: {exc}")
                 continue
-            self.queue.delete(handle)
+            try:
+                self.queue.delete(handle)
+            except Exception as exc:  # noqa: BLE001 - the message reappeared and another pump took it
+                self.lost_deletes.append(f"{type(exc).__name__}")
         return len(batch)
 
     def run(self, until: Callable[[], bool] | None = None, timeout_s: float = 30.0,

@@ -35,7 +35,7 @@ def test_recorded_duplicate_older_and_downgrade():
 def test_inflight_digests_stay_bounded():
     state = AppState(target=T)
     for n in range(MAX_INFLIGHT_DIGESTS + 5):
-        state = decide(cand(f"d{n}", f"sha256:{n}", ""), state, NOW).state
+        state = decide(cand(f"d{n:03}", f"sha256:{n}", ""), state, NOW).state  # ids sort by push time
     assert len(state.inflight_digests) == MAX_INFLIGHT_DIGESTS
     assert state.inflight_digests[-1] == f"sha256:{MAX_INFLIGHT_DIGESTS + 4}"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from shared.domain.model import RolloutSettings, SmokeCheck, Strategy
+from shared.domain.model import DriftPolicy, RolloutSettings, SmokeCheck, Strategy
 from shared.domain.rules.fields import BadValue, FieldReader, kind
 
 DEFAULT_CANARY_STEPS = (10, 50, 100)
@@ -21,7 +21,7 @@ HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 ROLLOUT_KEYS = ("strategy", "steps", "bake", "ready_timeout", "keep_previous",
-                "allow_single_mode_switch", "deadline")
+                "allow_single_mode_switch", "deadline", "drift")
 CHECK_KEYS = ("name", "method", "path", "expect_status", "body_contains", "json", "headers",
               "timeout", "max_latency_ms", "retries", "backoff", "consecutive_passes")
 
@@ -49,6 +49,12 @@ def rollout_fields(r: FieldReader, value: Any, field: str) -> dict[str, Any]:
         out["keep_previous"] = r.attempt(lambda: r.integer(data["keep_previous"], f("keep_previous"), 0, 10, data))
     if "allow_single_mode_switch" in data:
         out["allow_single_mode_switch"] = r.attempt(lambda: r.flag(data["allow_single_mode_switch"], f("allow_single_mode_switch"), data))
+    if "drift" in data:
+        d = data["drift"]
+        if d not in ("record", "repair"):
+            r.problem(f("drift"), f"must be record or repair, not {d!r}", data)
+        else:
+            out["drift"] = DriftPolicy(d)
     if any(v is None for v in out.values()):
         raise BadValue()
     return out

@@ -1,0 +1,73 @@
+"""Drift: the app changed behind the history's back (by hand, by IaC), seen and recorded or repaired.
+
+Real SDK + emulator + Azurite. The change "by hand" is a traffic PATCH through the same SDK, as
+`az containerapp ingress traffic set` sends it.
+"""
+
+from __future__ import annotations
+
+from shared.domain.model import DeploymentKind, Phase
+from tests.scenario.conftest import assert_live
+
+
+def _move_traffic_by_hand(world, app: str, weights: dict[str, int]) -> None:
+    d = world.deployments(app)[0]
+    assert world.container.container_apps.set_traffic(d.target, weights) is True
+
+
+def test_traffic_moved_by_hand_is_recorded_once_and_cleared_when_it_is_put_back(world):
+    app = world.seed_app("drift")
+    world.push(app, "1.0.0")
+    world.run(app)
+    d = world.deployment(app, "1.0.0")
+    assert_live(world, app, d)
+    reconciler = world.container.drift
+
+    assert reconciler.reconcile_app(d.target).status == "in_sync"
+    _move_traffic_by_hand(world, app, {f"{app}--seed": 100})
+    found = reconciler.reconcile_app(d.target)
+    assert found.status == "drifted" and found.serving == {f"{app}--seed": 100}
+    state = world.store.get_app_state(d.target)
+    assert state.drift == found.signature and f"serves {app}--seed 100 %" in state.drift_detail
+    assert any(e.message.startswith("drift: ") and "records drift only" in e.message
+               for e in world.store.list_events(d.id))
+    report = reconciler.reconcile()  # the same drift again: not recorded twice, nothing repaired
+    assert report.drifted >= 1 and report.recorded == 0 and report.repairs == 0
+    assert world.app_dump(app)["traffic"] == {f"{app}--seed": 100}  # record only: left alone
+
+    _move_traffic_by_hand(world, app, {d.revision: 100})
+    assert reconciler.reconcile_app(d.target).status == "in_sync"
+    assert world.store.get_app_state(d.target).drift == ""
+    assert any(e.message.startswith("drift resolved") for e in world.store.list_events(d.id))
+
+
+def test_a_rule_that_repairs_puts_the_live_revision_back_through_a_recorded_deployment(world):
+    app = world.seed_app("heal")
+    world.push(app, "1.0.0")
+    world.run(app)
+    d = world.deployment(app, "1.0.0")
+    _move_traffic_by_hand(world, app, {f"{app}--seed": 60, d.revision: 40})
+    report = world.container.drift.reconcile()
+    assert report.repairs == 1, report
+    world.run(app, count=2)
+    repair = next(x for x in world.deployments(app) if x.kind == DeploymentKind.ROLLBACK)
+    assert repair.phase == Phase.SUCCEEDED and repair.source == "drift" and repair.rule == "drift-repair"
+    assert world.app_dump(app)["traffic"] == {d.revision: 100}
+    state = world.store.get_app_state(d.target)
+    assert state.live_revision == d.revision and state.live_version_key == d.version_key  # rank kept
+    assert world.container.drift.reconcile_app(d.target).status == "in_sync"
+    assert world.store.get_app_state(d.target).drift == ""
+    late = world.push(app, "0.9.5")  # the repaired app still ranks 1.0.0: an older push stays out
+    assert late.outcome == "skipped", late
+
+
+def test_a_repair_is_not_attempted_when_the_live_revision_is_gone(world):
+    app = world.seed_app("heal")
+    world.push(app, "1.0.0")
+    world.run(app)
+    d = world.deployment(app, "1.0.0")
+    _move_traffic_by_hand(world, app, {f"{app}--seed": 100})
+    world.container.container_apps.set_revision_active(d.target, d.revision, False)
+    report = world.container.drift.reconcile()
+    assert report.recorded == 1 and report.repairs == 0
+    assert any("not active" in e.message for e in world.store.list_events(d.id))
