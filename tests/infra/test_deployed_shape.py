@@ -66,18 +66,23 @@ SDK_ACTIONS = {
     "deactivate_revision": "Microsoft.App/containerApps/revisions/deactivate/action",
     "restart_revision": "Microsoft.App/containerApps/revisions/restart/action",
 }
-LRO_POLLING = {  # the begin_* pollers follow Azure-AsyncOperation / Location on these
-    "Microsoft.App/locations/containerappOperationResults/read",
-    "Microsoft.App/locations/containerappOperationStatuses/read",
-}
 
 
 def _actions_the_code_calls() -> set[str]:
-    """Derived from the adapter's source, so the role cannot drift from the code either way."""
+    """Derived from the adapter's source, so the role cannot drift from the code either way. The
+    begin_* calls run without the SDK's poller (test_no_begin_call_polls), so no operation-status
+    read (a subscription-scope URL) is needed."""
     source = (REPO_ROOT / "shared" / "adapters" / "containerapps.py").read_text()
     called = set(re.findall(r"\.(\w+)\b", source)) & set(SDK_ACTIONS)  # calls and method references
-    actions = {SDK_ACTIONS[name] for name in called}
-    return actions | (LRO_POLLING if any(n.startswith("begin_") for n in called) else set())
+    return {SDK_ACTIONS[name] for name in called}
+
+
+def test_no_begin_call_polls():
+    """A begin_* call with the SDK's poller would read operation-status URLs at subscription
+    scope, where the role is not assigned: every one passes polling=False."""
+    source = (REPO_ROOT / "shared" / "adapters" / "containerapps.py").read_text()
+    calls = re.findall(r"\.begin_\w+\((.*?)\)\)", source, flags=re.S)
+    assert calls and all("polling=False" in args for args in calls)
 
 
 EXPECTED_CONTAINER_APPS_ACTIONS = _actions_the_code_calls()
