@@ -3,6 +3,8 @@ role assignments (role ids and scopes) and the hook-created Event Grid subscript
 
 from __future__ import annotations
 
+import json
+
 import re
 
 import pytest
@@ -247,6 +249,33 @@ def test_system_topic_on_the_existing_registry(main_bicep):
     # Either a resource id or a name + resource group identifies the registry.
     for name in ("registryResourceId", "registryName", "registryResourceGroupName"):
         assert main_bicep["parameters"][name]["default"] == ""
+
+
+def test_an_existing_system_topic_is_used_instead_of_creating_a_second(main_bicep):
+    """Event Grid allows one system topic per source: with the preprovision hook's topic the module
+    that creates one is skipped, and every consumer reads the existing topic's name and identity."""
+    use_existing = {"operator": {"type": "not", "operands": {"bool_value": {"function": {
+        "type": "empty", "parameters": {"item_to_test": "existingSystemTopicName"}}}}}}
+    assert variable(main_bicep, "useExistingSystemTopic") == use_existing
+    not_existing = {"operator": {"type": "not", "operands": {"bool_value": "useExistingSystemTopic"}}}
+    assert module(main_bicep, "eventGrid").condition == not_existing
+    for name in ("existingSystemTopicName", "existingSystemTopicResourceGroup", "existingSystemTopicPrincipalId"):
+        assert main_bicep["parameters"][name]["default"] == ""
+    principal = module(main_bicep, "rbac").body["params"]["systemTopicPrincipalId"]["operator"]["operands"]
+    assert (principal["condition"], principal["true_value"]) == ("useExistingSystemTopic", "existingSystemTopicPrincipalId")
+    outputs = main_bicep["outputs"]
+    topic = outputs["EVENTGRID_SYSTEM_TOPIC_NAME"]["value"]["operator"]["operands"]
+    assert (topic["condition"], topic["true_value"]) == ("useExistingSystemTopic", "existingSystemTopicName")
+    assert outputs["EVENTGRID_SYSTEM_TOPIC_CREATED"]["value"] == not_existing
+    group = outputs["EVENTGRID_SYSTEM_TOPIC_RESOURCE_GROUP"]["value"]["operator"]["operands"]
+    assert group["true_value"] == "existingSystemTopicResourceGroup"
+    params = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert params["existingSystemTopicName"]["value"] == "${EVENTGRID_EXISTING_SYSTEM_TOPIC_NAME}"
+    for hook in ("preprovision.sh", "preprovision.ps1"):
+        text = (INFRA / "hooks" / hook).read_text()
+        for setting in ("EVENTGRID_EXISTING_SYSTEM_TOPIC_NAME", "EVENTGRID_EXISTING_SYSTEM_TOPIC_RESOURCE_GROUP",
+                        "EVENTGRID_EXISTING_SYSTEM_TOPIC_PRINCIPAL_ID"):
+            assert f"azd env set {setting}" in text, (hook, setting)
 
 
 def test_event_subscription_is_created_by_the_postdeploy_hook_not_by_provision(main_bicep):
