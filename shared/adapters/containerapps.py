@@ -175,9 +175,10 @@ class ContainerAppsAdapter:
 
     @classmethod
     def from_settings(cls, settings: Any, credential: Any, **kwargs: Any) -> "ContainerAppsAdapter":
+        """`client_options`: extra azure-core options for the SDK client (e.g. `raw_request_hook`,
+        which the role-coverage test uses to record every URL); other keywords go to __init__."""
         from azure.mgmt.appcontainers import ContainerAppsAPIClient
 
-        """`client_options`: extra azure-core options for the SDK client (e.g. `raw_request_hook`)."""
         client_options = dict(kwargs.pop("client_options", None) or {})
 
         def factory(subscription_id: str) -> Any:
