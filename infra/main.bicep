@@ -65,6 +65,18 @@ param discoveryTtlSeconds int = 60
 @description('SKU of the pipeline\'s storage account.')
 param storageSkuName string = 'Standard_LRS'
 
+// Event Grid allows one system topic per source. When the registry already has one (an earlier
+// event subscription made it, or another azd environment watches the same registry), the
+// preprovision hook finds it and passes it here: it is used as it is, never created or deleted.
+@description('Name of the registry\'s existing Event Grid system topic (preprovision hook); empty: create one.')
+param existingSystemTopicName string = ''
+
+@description('Resource group of that existing system topic (in the registry\'s subscription).')
+param existingSystemTopicResourceGroup string = ''
+
+@description('Principal id of that topic\'s system-assigned identity (it writes dead-letters).')
+param existingSystemTopicPrincipalId string = ''
+
 var abbrs = loadJsonContent('./abbreviations.json')
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
@@ -102,6 +114,7 @@ var historyTableSuffixes = [
 ]
 var historyTableNames = [for suffix in historyTableSuffixes: '${tablePrefix}${suffix}']
 var systemTopicName = '${abbrs.eventGridSystemTopics}acr-${resourceToken}'
+var useExistingSystemTopic = !empty(existingSystemTopicName)
 var notificationsTopicName = '${abbrs.eventGridDomainsTopics}${resourceToken}'
 var functionName = 'on_image_pushed'
 
@@ -142,7 +155,7 @@ module storage 'app/storage.bicep' = {
   }
 }
 
-module eventGrid 'app/eventgrid.bicep' = {
+module eventGrid 'app/eventgrid.bicep' = if (!useExistingSystemTopic) {
   name: 'eventgrid'
   scope: rg
   params: {
@@ -193,7 +206,7 @@ module rbac 'app/rbac.bicep' = {
     storageAccountName: storage.outputs.name
     deadLetterContainerName: storage.outputs.deadLetterContainerName
     applicationInsightsName: monitoring.outputs.applicationInsightsName
-    systemTopicPrincipalId: eventGrid.outputs.systemTopicPrincipalId
+    systemTopicPrincipalId: useExistingSystemTopic ? existingSystemTopicPrincipalId : eventGrid.outputs.systemTopicPrincipalId
     notificationsTopicName: deployNotificationsTopic ? notificationsTopic.outputs.name : ''
   }
 }
@@ -249,7 +262,11 @@ output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
 output SERVICE_API_NAME string = functionApp.outputs.name
 output SERVICE_API_URI string = 'https://${functionApp.outputs.defaultHostName}'
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
-output EVENTGRID_SYSTEM_TOPIC_NAME string = eventGrid.outputs.systemTopicName
+output EVENTGRID_SYSTEM_TOPIC_NAME string = useExistingSystemTopic ? existingSystemTopicName : eventGrid.outputs.systemTopicName
+// Where the postdeploy hook creates the event subscription, and whether tear-down may drop the topic.
+output EVENTGRID_SYSTEM_TOPIC_RESOURCE_GROUP string = useExistingSystemTopic ? existingSystemTopicResourceGroup : rg.name
+output EVENTGRID_SYSTEM_TOPIC_SUBSCRIPTION_ID string = useExistingSystemTopic ? registrySubscriptionId : subscription().subscriptionId
+output EVENTGRID_SYSTEM_TOPIC_CREATED bool = !useExistingSystemTopic
 output EVENTGRID_DEADLETTER_CONTAINER string = storage.outputs.deadLetterContainerName
 output EVENTGRID_FUNCTION_NAME string = functionName
 output ACR_LOGIN_SERVER string = registry.properties.loginServer

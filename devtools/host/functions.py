@@ -1,7 +1,9 @@
 """Load `function_app.py` and describe its functions from their own binding metadata.
 
 `app.get_functions()` gives, per function, the same binding JSON that func start writes into
-function metadata; the dev host serves exactly those bindings and nothing it had to guess.
+function metadata; the dev host serves exactly those bindings and nothing it had to guess. Each
+function then goes through the Python worker's indexing checks (`devtools.host.indexing`), so an
+app the worker would refuse does not start here either.
 """
 
 from __future__ import annotations
@@ -14,16 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from devtools.host.indexing import AppLoadError, Signature, find_app, index_function
+
 # Trigger binding types the dev host serves.
 HTTP, EVENT_GRID, QUEUE, TIMER = "httpTrigger", "eventGridTrigger", "queueTrigger", "timerTrigger"
 SUPPORTED_TRIGGERS = (HTTP, EVENT_GRID, QUEUE, TIMER)
 
 _ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 _module_ids = itertools.count(1)
-
-
-class AppLoadError(RuntimeError):
-    """function_app.py is missing, fails to import, or defines no FunctionApp."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,13 @@ class FunctionSpec:
     trigger: dict[str, Any]  # the trigger binding as the metadata states it
     bindings: tuple[dict[str, Any], ...]
     callable: Callable[..., Any] = field(repr=False, compare=False)
+    signature: Signature | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def trigger_binding(self) -> str:
+        """The converter the trigger argument is decoded with ("generic" for a str/bytes annotation)."""
+        param = self.signature.inputs.get(self.arg_name) if self.signature else None
+        return param.binding if param else self.trigger_type
 
     # HTTP
     @property
@@ -80,15 +87,6 @@ class FunctionSpec:
         return tuple(out)
 
 
-def _find_app(module: Any, path: Path) -> Any:
-    from azure.functions.decorators.function_app import FunctionRegister
-
-    apps = [value for value in vars(module).values() if isinstance(value, FunctionRegister)]
-    if len(apps) != 1:
-        raise AppLoadError(f"{path}: expected exactly one FunctionApp, found {len(apps)}")
-    return apps[0]
-
-
 def load_app(app_dir: str | Path) -> Any:
     """Import `<app_dir>/function_app.py` (app_dir on sys.path, as the worker does) and return its
     FunctionApp. Each load gets its own module name so several hosts can live in one process."""
@@ -108,12 +106,17 @@ def load_app(app_dir: str | Path) -> Any:
     except Exception as exc:
         sys.modules.pop(name, None)
         raise AppLoadError(f"{path}: import failed: {exc}") from exc
-    return _find_app(module, path)
+    return find_app(module, str(path))
 
 
 def describe_functions(app: Any) -> list[FunctionSpec]:
     specs = []
-    for function in app.get_functions():
+    try:
+        functions = app.get_functions()  # azure.functions' own validation (a trigger each, unique names)
+    except ValueError as exc:
+        raise AppLoadError(f"function app: {exc}") from exc
+    for function in functions:
+        signature = index_function(function)  # the worker's checks; the first refusal stops the app
         bindings = tuple(json.loads(raw) for raw in function.get_raw_bindings())
         triggers = [b for b in bindings if str(b.get("type", "")).endswith("Trigger")]
         if len(triggers) != 1:
@@ -127,6 +130,7 @@ def describe_functions(app: Any) -> list[FunctionSpec]:
                 trigger=trigger,
                 bindings=bindings,
                 callable=function.get_user_function(),
+                signature=signature,
             )
         )
     return specs

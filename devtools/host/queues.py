@@ -25,7 +25,6 @@ from typing import Any, Mapping
 
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.functions import meta
-from azure.functions.queue import QueueMessageInConverter
 from azure.storage.queue import QueueClient, QueueMessage
 
 from devtools.host.config import QueueOptions, resolve_setting
@@ -68,8 +67,9 @@ def decode_body(content: str, encoding: str) -> bytes:
     return content.encode("utf-8")
 
 
-def to_function_message(message: QueueMessage, body: bytes) -> Any:
-    """func.QueueMessage built by the worker's own converter from host-style trigger metadata."""
+def trigger_data(message: QueueMessage, body: bytes) -> tuple[meta.Datum, dict[str, meta.Datum]]:
+    """The queue trigger's data and metadata as the host sends them to the worker: the decoded
+    body (a string when it is UTF-8), DequeueCount, Id, PopReceipt and the message's times."""
     try:
         datum = meta.Datum(body.decode("utf-8"), "string")
     except UnicodeDecodeError:
@@ -86,9 +86,7 @@ def to_function_message(message: QueueMessage, body: bytes) -> Any:
         "ExpirationTime": _time(message.expires_on),
         "NextVisibleTime": _time(message.next_visible_on),
     }
-    return QueueMessageInConverter.decode(
-        datum, trigger_metadata={k: v for k, v in metadata.items() if v is not None}
-    )
+    return datum, {k: v for k, v in metadata.items() if v is not None}
 
 
 @dataclass
@@ -206,7 +204,7 @@ class QueueListener:
                 return
             detail = f"queue {self.queue_name}, dequeue {count}"
             try:
-                self.invoker.invoke(self.spec, to_function_message(message, body), detail=detail)
+                self.invoker.invoke(self.spec, *trigger_data(message, body), detail=detail)
             except Exception:
                 if count >= self.options.max_dequeue_count:
                     self._to_poison(lease, f"failed {count} times (maxDequeueCount)")

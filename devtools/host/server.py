@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qsl, urlsplit
 
-import azure.functions as func
+from azure.functions import meta
 
 from devtools.host import eventgrid
 from devtools.host.eventgrid import Reply
@@ -123,34 +123,48 @@ class Dispatcher:
         url = self.base_url() + "/" + (f"{prefix}/" if prefix else "") + path
         if raw_query:
             url += "?" + raw_query
-        request = func.HttpRequest(
-            method, url, headers=dict(headers.items()), params=query,
-            route_params=route_params, body=body,
-        )
         try:
-            result = self.invoker.invoke(spec, request, detail=f"{method} /{prefix}/{route.template}")
+            result = self.invoker.invoke(spec, http_datum(method, url, headers, query, route_params, body),
+                                         detail=f"{method} /{prefix}/{route.template}")
         except Exception:
             return Reply(500)  # like the host: no exception details on the wire
         return _to_reply(result)
 
 
-def _to_reply(result: Any) -> Reply:
-    if result is None:
+def http_datum(method: str, url: str, headers: Any, query: dict[str, str],
+               route_params: dict[str, str], body: bytes) -> meta.Datum:
+    """The HTTP trigger's data as the host sends it to the worker (an RpcHttp), which the worker's
+    HttpRequestConverter turns into func.HttpRequest."""
+
+    def strings(values: dict[str, str]) -> dict[str, meta.Datum]:
+        return {name: meta.Datum(value, "string") for name, value in values.items()}
+
+    return meta.Datum({
+        "method": meta.Datum(method, "string"),
+        "url": meta.Datum(url, "string"),
+        "headers": strings(dict(headers.items())),
+        "query": strings(query),
+        "params": strings(route_params),
+        "body": meta.Datum(body, "bytes"),
+    }, "http")
+
+
+def _to_reply(result: meta.Datum | None) -> Reply:
+    """The `$return` value as HttpResponseConverter encoded it, as the host writes it out."""
+    if result is None or result.type is None:
         return Reply(204)
-    if isinstance(result, (str, bytes)):
-        body = result.encode("utf-8") if isinstance(result, str) else result
+    if result.type in ("string", "bytes"):
+        body = result.value.encode("utf-8") if isinstance(result.value, str) else result.value
         return Reply(200, body, "text/plain; charset=utf-8")
-    if isinstance(result, func.HttpResponse):
-        headers = {k: v for k, v in result.headers.items()}
-        content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), None)
+    if result.type == "http":
+        value = result.value
+        headers = {name: str(d.value) for name, d in (value.get("headers") or {}).items()}
+        content_type = next((v for k, v in headers.items() if k.lower() == "content-type"),
+                            "text/plain; charset=utf-8")
         headers = {k: v for k, v in headers.items() if k.lower() not in ("content-type", "content-length")}
-        if content_type is None:
-            content_type = result.mimetype
-            if result.charset and (content_type.startswith("text/") or "json" in content_type
-                                   or "xml" in content_type or "javascript" in content_type):
-                content_type += f"; charset={result.charset}"
-        return Reply(result.status_code, result.get_body(), content_type, headers)
-    log.error("HTTP function returned %s, not func.HttpResponse", type(result).__name__)
+        body = value["body"].value if value.get("body") is not None else b""
+        return Reply(int(value["status_code"].value), body or b"", content_type, headers)
+    log.error("HTTP function's return value encoded as %s, not http", result.type)
     return Reply(500)
 
 

@@ -19,7 +19,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from azure.functions import meta
-from azure.functions.timer import TimerRequestConverter
 
 from devtools.host.config import ConfigError, parse_timespan
 from devtools.host.functions import FunctionSpec
@@ -150,8 +149,8 @@ class Schedule:
         raise ScheduleError(f"schedule {self.expression!r} never fires")
 
 
-def timer_request(*, past_due: bool, last: datetime | None, next_: datetime) -> object:
-    """A func.TimerRequest built by the worker's own converter from host-style JSON."""
+def timer_datum(*, past_due: bool, last: datetime | None, next_: datetime) -> meta.Datum:
+    """The timer trigger's data as the host sends it: its TimerInfo JSON."""
     info = {
         "Schedule": {"AdjustForDST": True},
         "ScheduleStatus": {
@@ -161,7 +160,7 @@ def timer_request(*, past_due: bool, last: datetime | None, next_: datetime) -> 
         },
         "IsPastDue": past_due,
     }
-    return TimerRequestConverter.decode(meta.Datum(json.dumps(info), "json"), trigger_metadata={})
+    return meta.Datum(json.dumps(info), "json")
 
 
 class TimerRunner:
@@ -193,7 +192,7 @@ class TimerRunner:
     def _fire(self, scheduled: datetime, past_due: bool) -> None:
         next_ = self.schedule.next_after(max(scheduled, self.clock()))
         try:
-            self.invoker.invoke(self.spec, timer_request(past_due=past_due, last=self.last, next_=next_),
+            self.invoker.invoke(self.spec, timer_datum(past_due=past_due, last=self.last, next_=next_), None,
                                 detail=f"schedule {self.schedule.expression}" + (", past due" if past_due else ""))
         except Exception:
             pass  # logged by the invoker; a timer simply waits for its next occurrence

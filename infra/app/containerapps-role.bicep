@@ -22,9 +22,9 @@ var actions = [
   'Microsoft.App/containerApps/revisions/activate/action'
   // containerAppsRevisions deactivate (failed revision, clean-up of old ones)
   'Microsoft.App/containerApps/revisions/deactivate/action'
-  // polling the long-running update / createOrUpdate (Azure-AsyncOperation and Location headers)
-  'Microsoft.App/locations/containerappOperationResults/read'
-  'Microsoft.App/locations/containerappOperationStatuses/read'
+  // No Microsoft.App/locations/containerappOperation* reads: those URLs sit at subscription scope,
+  // outside every scope this role is assigned on (microsoft/azure-container-apps#215). The
+  // pipeline never polls them; it confirms a write by reading the app (containerApps/read).
 ]
 
 resource role 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {

@@ -6,11 +6,17 @@
 // azd runs infra/hooks/postdeploy.sh (or .ps1 on Windows) after the deploy, and that hook
 // deploys this file into the environment's resource group with `az deployment group create`.
 
+// Deployed into the system topic's resource group: the environment's own, or that of a topic the
+// registry already had (Event Grid allows one per source), which is used as it is.
 @description('Name of the Event Grid system topic on the registry (from main.bicep).')
 param systemTopicName string
 
 @description('Name of the deployed function app.')
 param functionAppName string
+
+@description('Subscription and resource group of the function app and its storage account.')
+param appSubscriptionId string = subscription().subscriptionId
+param appResourceGroup string = resourceGroup().name
 
 @description('Function (Event Grid trigger) that receives the events.')
 param functionName string = 'on_image_pushed'
@@ -37,10 +43,12 @@ resource systemTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' existing = {
 
 resource functionApp 'Microsoft.Web/sites@2024-04-01' existing = {
   name: functionAppName
+  scope: resourceGroup(appSubscriptionId, appResourceGroup)
 }
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
+  scope: resourceGroup(appSubscriptionId, appResourceGroup)
 }
 
 resource imagePushed 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2022-06-15' = {

@@ -4,9 +4,17 @@ Thin on purpose: each method is one or two ARM calls, and every SDK failure leav
 exceptions the worker reacts to: `TransientAzureError` (429, 5xx, 409 "operation in progress",
 dropped connections: try again later, honouring Retry-After) or `PermanentAzureError` (400, 401,
 403, 404: the deployment fails with the service's message). The SDK's own retry policy is kept
-short (a step has a budget; longer waits are the worker's delayed messages) and the LRO poller
-ticks every `poll_interval_s` instead of the SDK's 30 s default; a `Retry-After` from the service
-always wins.
+short (a step has a budget; longer waits are the worker's delayed messages).
+
+Writes are sent without the SDK's LRO poller (`polling=False`) and confirmed by reading the app:
+ARM answers a Container Apps PATCH with operation-status URLs at *subscription* scope
+(`/subscriptions/{sub}/providers/Microsoft.App/locations/{region}/containerappOperation...`),
+where a role assigned on resource groups gets 403 (microsoft/azure-container-apps#215). Every URL
+this adapter calls is therefore under the app's resource group.
+
+PATCH is a JSON merge patch: arrays are replaced whole. Every traffic table sent carries the app's
+labels forward, and a containers array sent back gets `value: ""` on env entries the service
+returned without one (as the az CLI does), so a write changes only what it means to change.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from __future__ import annotations
 import copy
 import logging
 import threading
+import time
 from datetime import datetime
 from typing import Any, Callable
 
@@ -83,6 +92,51 @@ def _ts(value: Any) -> datetime | None:
     return None
 
 
+def _resolved(entry: dict[str, Any], latest: str) -> str:
+    return latest if entry.get("latestRevision") and not entry.get("revisionName") else str(entry.get("revisionName") or "")
+
+
+def traffic_with_labels(current: list[dict[str, Any]], weights: dict[str, int]) -> list[dict[str, Any]]:
+    """The traffic table to send for `weights`, keeping every labelled entry of `current` (the
+    app's table as GET returned it): a labelled revision keeps its label and gets its new weight
+    (0 when it serves none), a label that follows the latest revision keeps following it. Merge
+    patch replaces the array whole, so an entry left out here is a label deleted."""
+    remaining = {rev: int(weight) for rev, weight in weights.items()}
+    table: list[dict[str, Any]] = []
+    for entry in current:
+        label = entry.get("label")
+        if not label:
+            continue
+        if entry.get("latestRevision") and not entry.get("revisionName"):
+            table.append({"latestRevision": True, "weight": 0, "label": label})
+            continue
+        revision = str(entry.get("revisionName") or "")
+        table.append({"revisionName": revision, "weight": remaining.pop(revision, 0), "label": label})
+    table.extend({"revisionName": rev, "weight": weight} for rev, weight in remaining.items())
+    return table
+
+
+def configured_weights(props: dict[str, Any]) -> dict[str, int]:
+    """revision -> weight from the app's configured traffic table (entries with weight > 0)."""
+    latest = str(props.get("latestRevisionName") or "")
+    weights: dict[str, int] = {}
+    for entry in ((props.get("configuration") or {}).get("ingress") or {}).get("traffic") or []:
+        name, weight = _resolved(entry, latest), int(entry.get("weight") or 0)
+        if name and weight > 0:
+            weights[name] = weights.get(name, 0) + weight
+    return weights
+
+
+def with_empty_env_values(containers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """GET omits `value` for env entries whose value is empty; sent back like that the service
+    refuses them (neither value nor secretRef). The az CLI puts `value: ""` back; so do we."""
+    for container in containers:
+        for env in container.get("env") or []:
+            if "value" not in env and not env.get("secretRef"):
+                env["value"] = ""
+    return containers
+
+
 def _revision_info(raw: dict[str, Any]) -> RevisionInfo:
     props = raw.get("properties") or {}
     images = [c.get("image", "") for c in ((props.get("template") or {}).get("containers") or [])]
@@ -114,7 +168,6 @@ class ContainerAppsAdapter:
         self._factory = client_factory
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
-        self._locations: dict[str, str] = {}
         self.default_subscription = default_subscription
         self.discovery_resource_groups = discovery_resource_groups
         self.poll_interval_s = poll_interval_s
@@ -122,21 +175,21 @@ class ContainerAppsAdapter:
 
     @classmethod
     def from_settings(cls, settings: Any, credential: Any, **kwargs: Any) -> "ContainerAppsAdapter":
+        """`client_options`: extra azure-core options for the SDK client (e.g. `raw_request_hook`,
+        which the role-coverage test uses to record every URL); other keywords go to __init__."""
         from azure.mgmt.appcontainers import ContainerAppsAPIClient
 
-        poll = float(kwargs.pop("poll_interval_s", 0.5))
+        client_options = dict(kwargs.pop("client_options", None) or {})
 
         def factory(subscription_id: str) -> Any:
             return ContainerAppsAPIClient(
                 credential, subscription_id, base_url=settings.arm_endpoint,
                 connection_verify=settings.arm_ca_bundle or True,
-                polling_interval=poll,  # LRO ticks; the service's Retry-After wins when present
                 retry_total=3, retry_backoff_factor=0.2, retry_backoff_max=2,
-                connection_timeout=10, read_timeout=30,
+                connection_timeout=10, read_timeout=30, **client_options,
             )
 
-        return cls(factory, settings.subscription_id, tuple(settings.discovery_resource_groups),
-                   poll_interval_s=poll, **kwargs)
+        return cls(factory, settings.subscription_id, tuple(settings.discovery_resource_groups), **kwargs)
 
     def _client(self, subscription_id: str | None) -> Any:
         sub = subscription_id or self.default_subscription
@@ -167,10 +220,7 @@ class ContainerAppsAdapter:
         client = self._client(target.subscription_id)
         app = self._call(f"get app {target.app}",
                          lambda: client.container_apps.get(target.resource_group, target.app))
-        raw = app.as_dict()
-        if raw.get("location"):
-            self._locations[target.key] = raw["location"]
-        return raw
+        return app.as_dict()
 
     def get_app(self, target: Target) -> AppInfo:
         raw = self._get_raw(target)
@@ -203,15 +253,12 @@ class ContainerAppsAdapter:
         # `latestRevision` entries and Single mode. Fall back to the configured table without one.
         weights = {r.name: r.traffic_weight for r in revisions if r.active and r.traffic_weight > 0}
         if not weights:
-            for entry in ingress.get("traffic") or []:
-                name = props.get("latestRevisionName") if entry.get("latestRevision") else entry.get("revisionName")
-                if name and int(entry.get("weight") or 0) > 0:
-                    weights[name] = weights.get(name, 0) + int(entry["weight"])
+            weights = configured_weights(props)
         labels: dict[str, list[str]] = {}
         for entry in ingress.get("traffic") or []:
             if entry.get("label"):
-                name = props.get("latestRevisionName") if entry.get("latestRevision") else entry.get("revisionName")
-                labels.setdefault(name or "", []).append(entry["label"])
+                name = _resolved(entry, str(props.get("latestRevisionName") or ""))
+                labels.setdefault(name, []).append(entry["label"])
         if labels:
             from dataclasses import replace
 
@@ -236,14 +283,15 @@ class ContainerAppsAdapter:
     ) -> str:
         """ONE PATCH: the template with the pushed image in the right container plus the
         revisionSuffix, and ingress traffic pinned to `pin_traffic` so the new revision starts at
-        0 %. JSON merge patch replaces arrays whole, so the full containers array is sent. The LRO is
-        not awaited: the worker polls the revision's own state (WAITING_READY)."""
+        0 %. JSON merge patch replaces arrays whole, so the full containers array is sent (empty env
+        values restored) and the traffic table keeps the app's labels. The operation is not awaited:
+        the worker polls the revision's own state (WAITING_READY)."""
         name = f"{target.app}--{suffix}"
         if self.get_revision(target, name) is not None:
             return name  # idempotent: a redelivered step, or a re-push of the same tag+digest
         raw = self._get_raw(target)
         props = raw.get("properties") or {}
-        containers = copy.deepcopy((props.get("template") or {}).get("containers") or [])
+        containers = with_empty_env_values(copy.deepcopy((props.get("template") or {}).get("containers") or []))
         index = self._container_index(target, containers)
         containers[index]["image"] = image
         body: dict[str, Any] = {
@@ -253,10 +301,9 @@ class ContainerAppsAdapter:
         configuration: dict[str, Any] = {}
         if switch_to_multiple:
             configuration["activeRevisionsMode"] = "Multiple"
-        if pin_traffic and (props.get("configuration") or {}).get("ingress") is not None:
-            configuration["ingress"] = {"traffic": [
-                {"revisionName": rev, "weight": int(weight)} for rev, weight in pin_traffic.items()
-            ]}
+        ingress = (props.get("configuration") or {}).get("ingress")
+        if pin_traffic and ingress is not None:
+            configuration["ingress"] = {"traffic": traffic_with_labels(ingress.get("traffic") or [], pin_traffic)}
         if configuration:
             body["properties"]["configuration"] = configuration
         client = self._client(target.subscription_id)
@@ -289,39 +336,48 @@ class ContainerAppsAdapter:
                 "container to update", 400)
         return 0
 
-    def _location(self, target: Target) -> str:
-        location = self._locations.get(target.key)
-        if not location:
-            location = self._get_raw(target).get("location") or ""
-        return location
-
     def set_traffic(self, target: Target, weights: dict[str, int], wait_s: float | None = None) -> bool:
-        """PATCH the traffic table (pinned by name) and wait for the operation, polling every
-        `poll_interval_s` (or as Retry-After says): up to `lro_timeout_s` when `wait_s` is None
-        (still running then: TransientAzureError), else at most `wait_s`, answering False when the
-        operation still runs. The poller thread keeps polling in the background until the service
-        finishes; the worker confirms the change by reading the app (`get_app`), not the poller."""
+        """PATCH the traffic table (pinned by name, the app's labels kept) without the SDK's poller,
+        then read the app until it shows the change applied (`provisioningState` Succeeded and these
+        weights), every `poll_interval_s`: up to `lro_timeout_s` when `wait_s` is None (not seen
+        then: TransientAzureError), else at most `wait_s`, answering False when it is not seen yet.
+        The app ending `Failed` with the change is the operation's failure (PermanentAzureError)."""
+        raw = self._get_raw(target)
+        props = raw.get("properties") or {}
+        current = ((props.get("configuration") or {}).get("ingress") or {}).get("traffic") or []
         body = {
-            "location": self._location(target),
-            "properties": {"configuration": {"ingress": {"traffic": [
-                {"revisionName": rev, "weight": int(weight)} for rev, weight in weights.items()
-            ]}}},
+            "location": raw.get("location"),  # the PATCH schema still requires it
+            "properties": {"configuration": {"ingress": {"traffic": traffic_with_labels(current, weights)}}},
         }
         client = self._client(target.subscription_id)
+        self._call(f"set traffic on {target.app}", lambda: client.container_apps.begin_update(
+            target.resource_group, target.app, body, polling=False))
         limit = self.lro_timeout_s if wait_s is None else max(float(wait_s), 0.0)
+        expected = {rev: int(w) for rev, w in weights.items() if int(w) > 0}
+        if self._wait_applied(target, expected, limit):
+            return True
+        if wait_s is None:
+            raise TransientAzureError(
+                f"traffic change on {target.app} not applied after {self.lro_timeout_s:g} s")
+        return False
 
-        def patch() -> bool:
-            poller = client.container_apps.begin_update(
-                target.resource_group, target.app, body, polling_interval=self.poll_interval_s)
-            poller.result(timeout=limit)  # raises the operation's error when it finished failed
-            if poller.done():
+    def _wait_applied(self, target: Target, expected: dict[str, int], limit_s: float) -> bool:
+        """Read the app (at least once, then every poll_interval_s up to limit_s) until it shows
+        `expected` as its traffic with provisioning finished."""
+        deadline = time.monotonic() + limit_s
+        while True:
+            props = self._get_raw(target).get("properties") or {}
+            state = str(props.get("provisioningState") or "")
+            applied = configured_weights(props) == expected
+            if applied and state.lower() == "succeeded":
                 return True
-            if wait_s is None:
-                raise TransientAzureError(
-                    f"traffic change on {target.app} still running after {self.lro_timeout_s:g} s")
-            return False
-
-        return self._call(f"set traffic on {target.app}", patch)
+            if applied and state.lower() in ("failed", "canceled"):  # this change, not an older one
+                raise PermanentAzureError(
+                    f"set traffic on {target.app}: the app's provisioning ended {state}", None, state)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(self.poll_interval_s, remaining))
 
     def set_revision_active(self, target: Target, revision: str, active: bool) -> None:
         client = self._client(target.subscription_id)

@@ -60,6 +60,37 @@ def test_validation_without_a_code_is_400(client):
     assert response.status_code == 400
 
 
+VALIDATE = {"aeg-event-type": "SubscriptionValidation"}
+
+
+def _validation_event(data) -> list[dict]:
+    return [{"id": "v1", "topic": "t", "subject": "", "eventType": "Microsoft.EventGrid.SubscriptionValidationEvent",
+             "eventTime": "2018-01-25T22:12:19.4556811Z", "dataVersion": "1", "data": data}]
+
+
+def test_validation_event_with_data_that_is_not_an_object_is_400(client):
+    for data in (["512d38b6-c7b8-40c8-89fe-f46f9e9622b6"], "512d38b6-c7b8-40c8-89fe-f46f9e9622b6", 7):
+        response = client.post(_url(), json=_validation_event(data), headers=VALIDATE)
+        assert response.status_code == 400 and "data must be an object" in response.json()["error"]
+
+
+def test_only_a_validation_code_of_the_documented_shape_is_echoed(client):
+    for code in ("<script>alert(1)</script>", "x" * 5000, 12345, {"a": 1}):
+        response = client.post(_url(), json=_validation_event({"validationCode": code}), headers=VALIDATE)
+        assert response.status_code == 400 and "GUID" in response.json()["error"]
+        assert "alert(1)" not in response.text
+    good = "512D38B6-C7B8-40C8-89FE-F46F9E9622B6"
+    response = client.post(_url(), json=_validation_event({"validationCode": good}), headers=VALIDATE)
+    assert response.status_code == 200 and response.json() == {"validationResponse": good}
+
+
+def test_deeply_nested_json_is_400_for_every_event_type(client):
+    deep = ("[" * 200_000 + "]" * 200_000).encode()
+    for headers in (VALIDATE, NOTIFY):
+        response = client.post(_url(), content=deep, headers={**headers, "Content-Type": "application/json"})
+        assert response.status_code == 400 and "nested too deeply" in response.json()["error"]
+
+
 def test_cloudevents_abuse_protection_handshake(client):
     response = client.options(_url(), headers={"WebHook-Request-Origin": "eventgrid.azure.net"})
     assert response.status_code == 200

@@ -72,7 +72,7 @@ def test_azure_yaml_deploys_the_function_app_and_runs_the_hooks():
     assert api == {"project": ".", "language": "python", "host": "function"}
     # main.bicep tags the function app with the same service name, so `azd deploy` finds it.
     assert module(parse(INFRA / "main.bicep"), "functionApp").body["params"]["serviceName"] == "api"
-    for hook in ("preprovision", "postdeploy"):
+    for hook in ("preprovision", "postdeploy", "predown"):
         for platform, shell, ext in (("posix", "sh", ".sh"), ("windows", "pwsh", ".ps1")):
             entry = azure["hooks"][hook][platform]
             assert entry["shell"] == shell

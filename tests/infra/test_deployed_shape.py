@@ -3,6 +3,8 @@ role assignments (role ids and scopes) and the hook-created Event Grid subscript
 
 from __future__ import annotations
 
+import json
+
 import re
 
 import pytest
@@ -66,18 +68,23 @@ SDK_ACTIONS = {
     "deactivate_revision": "Microsoft.App/containerApps/revisions/deactivate/action",
     "restart_revision": "Microsoft.App/containerApps/revisions/restart/action",
 }
-LRO_POLLING = {  # the begin_* pollers follow Azure-AsyncOperation / Location on these
-    "Microsoft.App/locations/containerappOperationResults/read",
-    "Microsoft.App/locations/containerappOperationStatuses/read",
-}
 
 
 def _actions_the_code_calls() -> set[str]:
-    """Derived from the adapter's source, so the role cannot drift from the code either way."""
+    """Derived from the adapter's source, so the role cannot drift from the code either way. The
+    begin_* calls run without the SDK's poller (test_no_begin_call_polls), so no operation-status
+    read (a subscription-scope URL) is needed."""
     source = (REPO_ROOT / "shared" / "adapters" / "containerapps.py").read_text()
     called = set(re.findall(r"\.(\w+)\b", source)) & set(SDK_ACTIONS)  # calls and method references
-    actions = {SDK_ACTIONS[name] for name in called}
-    return actions | (LRO_POLLING if any(n.startswith("begin_") for n in called) else set())
+    return {SDK_ACTIONS[name] for name in called}
+
+
+def test_no_begin_call_polls():
+    """A begin_* call with the SDK's poller would read operation-status URLs at subscription
+    scope, where the role is not assigned: every one passes polling=False."""
+    source = (REPO_ROOT / "shared" / "adapters" / "containerapps.py").read_text()
+    calls = re.findall(r"\.begin_\w+\((.*?)\)\)", source, flags=re.S)
+    assert calls and all("polling=False" in args for args in calls)
 
 
 EXPECTED_CONTAINER_APPS_ACTIONS = _actions_the_code_calls()
@@ -242,6 +249,33 @@ def test_system_topic_on_the_existing_registry(main_bicep):
     # Either a resource id or a name + resource group identifies the registry.
     for name in ("registryResourceId", "registryName", "registryResourceGroupName"):
         assert main_bicep["parameters"][name]["default"] == ""
+
+
+def test_an_existing_system_topic_is_used_instead_of_creating_a_second(main_bicep):
+    """Event Grid allows one system topic per source: with the preprovision hook's topic the module
+    that creates one is skipped, and every consumer reads the existing topic's name and identity."""
+    use_existing = {"operator": {"type": "not", "operands": {"bool_value": {"function": {
+        "type": "empty", "parameters": {"item_to_test": "existingSystemTopicName"}}}}}}
+    assert variable(main_bicep, "useExistingSystemTopic") == use_existing
+    not_existing = {"operator": {"type": "not", "operands": {"bool_value": "useExistingSystemTopic"}}}
+    assert module(main_bicep, "eventGrid").condition == not_existing
+    for name in ("existingSystemTopicName", "existingSystemTopicResourceGroup", "existingSystemTopicPrincipalId"):
+        assert main_bicep["parameters"][name]["default"] == ""
+    principal = module(main_bicep, "rbac").body["params"]["systemTopicPrincipalId"]["operator"]["operands"]
+    assert (principal["condition"], principal["true_value"]) == ("useExistingSystemTopic", "existingSystemTopicPrincipalId")
+    outputs = main_bicep["outputs"]
+    topic = outputs["EVENTGRID_SYSTEM_TOPIC_NAME"]["value"]["operator"]["operands"]
+    assert (topic["condition"], topic["true_value"]) == ("useExistingSystemTopic", "existingSystemTopicName")
+    assert outputs["EVENTGRID_SYSTEM_TOPIC_CREATED"]["value"] == not_existing
+    group = outputs["EVENTGRID_SYSTEM_TOPIC_RESOURCE_GROUP"]["value"]["operator"]["operands"]
+    assert group["true_value"] == "existingSystemTopicResourceGroup"
+    params = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert params["existingSystemTopicName"]["value"] == "${EVENTGRID_EXISTING_SYSTEM_TOPIC_NAME}"
+    for hook in ("preprovision.sh", "preprovision.ps1"):
+        text = (INFRA / "hooks" / hook).read_text()
+        for setting in ("EVENTGRID_EXISTING_SYSTEM_TOPIC_NAME", "EVENTGRID_EXISTING_SYSTEM_TOPIC_RESOURCE_GROUP",
+                        "EVENTGRID_EXISTING_SYSTEM_TOPIC_PRINCIPAL_ID"):
+            assert f"azd env set {setting}" in text, (hook, setting)
 
 
 def test_event_subscription_is_created_by_the_postdeploy_hook_not_by_provision(main_bicep):

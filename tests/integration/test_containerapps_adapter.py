@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
@@ -28,12 +29,15 @@ def rg(emulator):
     emulator.control.clear_faults()
 
 
-def seed_app(emulator, rg: str, mode: str = "Multiple", containers=None, tags=None) -> Target:
-    app = _name("app")
+def seed_app(emulator, rg: str, mode: str = "Multiple", containers=None, tags=None, traffic=None,
+             app: str | None = None) -> Target:
+    app = app or _name("app")
     entry = {"name": app, "environment": "env", "activeRevisionsMode": mode,
              "image": "reg.io/app:1.0.0", "revisionSuffix": "first", "tags": tags or {}}
     if containers:
         entry["containers"] = containers
+    if traffic:
+        entry["traffic"] = traffic
     emulator.control.seed({"subscriptionId": SUB, "resourceGroups": [
         {"name": rg, "location": "westeurope", "environments": [{"name": "env"}], "apps": [entry]}]})
     return Target(SUB, rg, app)
@@ -51,14 +55,40 @@ def app_with_a_ready_second_revision(emulator, rg, adapter) -> tuple[Target, str
     return target, first, name
 
 
-@pytest.fixture
-def adapter(emulator, rg):
+class RequestLog:
+    """Every request the SDK client sends (method, URL, JSON body), through azure-core's
+    `raw_request_hook`: what the adapter really calls, polls included."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str, object]] = []
+
+    def __call__(self, request) -> None:
+        http = request.http_request
+        body = http.body if isinstance(http.body, (str, bytes)) and http.body else None
+        self.requests.append((http.method, http.url, json.loads(body) if body else None))
+
+    def bodies(self, method: str) -> list:
+        return [body for m, _, body in self.requests if m == method]
+
+
+def make_adapter(emulator, rg: str, **options) -> ContainerAppsAdapter:
     settings = Settings.from_env({
         "ACR_DEPLOY_ARM_ENDPOINT": emulator.base_url, "ACR_DEPLOY_ARM_CA_BUNDLE": emulator.ca_path,
         "ACR_DEPLOY_ARM_CREDENTIAL": "emulator", "ACR_DEPLOY_SUBSCRIPTION_ID": SUB,
-        "ACR_DEPLOY_RESOURCE_GROUP": rg,
+        "ACR_DEPLOY_RESOURCE_GROUP": rg, "ACR_DEPLOY_DISCOVERY_RESOURCE_GROUPS": rg,
     })
-    ca = ContainerAppsAdapter.from_settings(settings, get_arm_credential(settings), poll_interval_s=0.05)
+    return ContainerAppsAdapter.from_settings(settings, get_arm_credential(settings), poll_interval_s=0.05,
+                                              **options)
+
+
+@pytest.fixture
+def request_log() -> RequestLog:
+    return RequestLog()
+
+
+@pytest.fixture
+def adapter(emulator, rg, request_log):
+    ca = make_adapter(emulator, rg, client_options={"raw_request_hook": request_log})
     yield ca
     ca.close()
 
@@ -191,3 +221,51 @@ def test_set_traffic_with_a_short_wait_answers_still_running_then_the_app_shows_
         assert info.provisioning_state == "Succeeded" and info.traffic == {name: 100}
     finally:
         emulator.control.set_provisioning_delay(0.0)
+
+
+def test_traffic_labels_survive_a_new_revision_a_shift_and_a_rollback(emulator, rg, adapter):
+    app = _name("app")
+    first = f"{app}--first"
+    target = seed_app(emulator, rg, app=app, traffic=[
+        {"revisionName": first, "weight": 100, "label": "stable"},
+        {"latestRevision": True, "weight": 0, "label": "newest"},
+    ])
+    name = adapter.create_revision(target, f"reg.io/app@{DIGEST}", "v2", {first: 100})
+    labels = {r.name: r.labels for r in adapter.get_app(target).revisions}
+    assert labels[first] == ("stable",) and labels[name] == ("newest",)
+    for _ in range(50):  # bounded: zero provisioning delay settles on the next request
+        if adapter.get_revision(target, name).ready:
+            break
+    assert adapter.set_traffic(target, {first: 80, name: 20}) is True
+    assert adapter.set_traffic(target, {name: 100}) is True
+    assert adapter.set_traffic(target, {first: 100}) is True  # the rollback
+    info = adapter.get_app(target)
+    assert info.traffic == {first: 100}
+    assert {r.name: r.labels for r in info.revisions} == {first: ("stable",), name: ("newest",)}
+    traffic = adapter._get_raw(target)["properties"]["configuration"]["ingress"]["traffic"]
+    assert [(e.get("revisionName"), e.get("weight"), e["label"]) for e in traffic] == [
+        (first, 100, "stable"), (None, 0, "newest")]
+
+
+def test_env_entries_without_a_value_go_back_with_an_empty_value(emulator, rg, adapter, request_log):
+    env = [{"name": "EMPTY"}, {"name": "SET", "value": "x"}, {"name": "BLANK", "value": ""}]
+    target = seed_app(emulator, rg, containers=[{"name": "web", "image": "reg.io/web:1", "env": env}])
+    adapter.create_revision(target, f"reg.io/web@{DIGEST}", "v2", {f"{target.app}--first": 100})
+    (patch,) = request_log.bodies("PATCH")
+    (container,) = patch["properties"]["template"]["containers"]
+    assert container["env"] == [{"name": "EMPTY", "value": ""}, {"name": "SET", "value": "x"},
+                                {"name": "BLANK", "value": ""}]
+
+
+def test_writes_are_confirmed_by_reading_the_app_never_an_operation_url(emulator, rg, adapter, request_log):
+    target, first, name = app_with_a_ready_second_revision(emulator, rg, adapter)
+    emulator.control.set_provisioning_delay(0.3)
+    try:
+        assert adapter.set_traffic(target, {first: 50, name: 50}) is True  # waited by reading the app
+    finally:
+        emulator.control.set_provisioning_delay(0.0)
+    urls = [url for _, url, _ in request_log.requests]
+    assert not [u for u in urls if "containerappOperation" in u]
+    assert all(f"/resourceGroups/{rg}/" in u for u in urls)
+    reads_after_patch = [m for m, _, _ in request_log.requests[-5:]]
+    assert "GET" in reads_after_patch
