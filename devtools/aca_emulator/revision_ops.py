@@ -45,11 +45,9 @@ class RevisionOpsMixin:
     def deactivate(self, app: dict, name: str) -> None:
         rev = self.get_revision(app, name)
         self._check_idle(app)
-        weight = rv.effective_weights(app).get(rev["name"], 0)
-        if weight > 0:
-            raise bad_request("ContainerAppRevisionHasTraffic",
-                              f"Revision '{rev['name']}' receives {weight}% of traffic; move its traffic "
-                              "before deactivating it.")
+        # The service deactivates a revision that still receives traffic (Revisions_Deactivate example: a
+        # revision at 80 %; azure-container-apps#410, #1345): its share is then served by nobody until the
+        # traffic is changed. Callers must move traffic first.
         if rev["active"]:
             self._deactivate(rev)
             rv.prune_inactive(app)
