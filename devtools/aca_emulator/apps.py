@@ -9,11 +9,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from . import access, lifecycle
 from . import revisions as rv
 from . import store
 from .errors import ArmError, bad_request, conflict, not_found
 from .identity import clean_identity, render_identity
-from .runtime import fqdn
 from .template import (check_env_entries, hide_secrets, normalise_configuration, normalise_template,
                        restore_secret_values, view_template)
 
@@ -81,6 +81,9 @@ def validate_app_body(body: dict) -> None:
     mode = (conf or {}).get("activeRevisionsMode")
     if mode is not None and str(mode).lower() not in _MODES:
         raise bad_request("ContainerAppInvalidActiveRevisionsMode", f"Unknown activeRevisionsMode {mode!r}.")
+    problem = access.check_rules(((conf or {}).get("ingress") or {}).get("ipSecurityRestrictions"))
+    if problem:
+        raise bad_request("ContainerAppInvalidIpSecurityRestrictions", problem)
     mir = (conf or {}).get("maxInactiveRevisions")
     if mir is not None and (not isinstance(mir, int) or isinstance(mir, bool) or mir < 0):
         raise bad_request("InvalidRequestContent", "maxInactiveRevisions must be a non-negative integer.")
@@ -121,7 +124,7 @@ class AppsMixin:
             provisioningState=app["provisioningState"], runningStatus="Running",
             managedEnvironmentId=env_rid, environmentId=env_rid,
             latestRevisionName=app.get("latest"), latestReadyRevisionName=app.get("latestReady"),
-            latestRevisionFqdn=fqdn(latest.get("port")) if latest else None,
+            latestRevisionFqdn=self.fqdn_of(app, latest.get("port"), latest["name"]) if latest else None,
             outboundIpAddresses=["127.0.0.1"],
             eventStreamEndpoint=f"https://{str(res.get('location') or 'westeurope').replace(' ', '').lower()}"
                                 f".azurecontainerapps.dev/subscriptions/{app['sub']}/resourceGroups/{app['rg']}"
@@ -129,11 +132,22 @@ class AppsMixin:
         )
         ing = (props.get("configuration") or {}).get("ingress")
         if isinstance(ing, dict):
-            ing["fqdn"] = fqdn(app.get("appPort"))
+            ing["fqdn"] = self.fqdn_of(app, app.get("appPort"), app["name"])
             for entry in ing.get("traffic") or []:
                 if entry.get("label") and entry["label"] in app.get("labelPorts", {}):
-                    entry["fqdn"] = fqdn(app["labelPorts"][entry["label"]])  # emulator extension
+                    entry["fqdn"] = self.fqdn_of(app, app["labelPorts"][entry["label"]],  # emulator extension
+                                                 f"{app['name']}---{entry['label']}")
         return res
+
+    def render_auth_config(self, app: dict) -> dict:
+        return access.auth_config_view(store.app_id(app["sub"], app["rg"], app["name"]), app.get("auth"))
+
+    def set_auth(self, app: dict, properties: dict) -> None:
+        """authConfigs/current PUT (synchronous here): only the fields that decide who gets through."""
+        app["auth"] = {"enabled": bool((properties.get("platform") or {}).get("enabled", True)),
+                       "unauthenticatedClientAction": (properties.get("globalValidation") or {}).get(
+                           "unauthenticatedClientAction") or "RedirectToLoginPage"}
+        self._save()
 
     def list_secrets(self, app: dict) -> dict:
         """POST listSecrets: the only way to read secret values (GET returns names only)."""
@@ -233,8 +247,7 @@ class AppsMixin:
         if new_rev:
             app["revisions"].append({
                 "name": new_rev, "createdTime": store.now_iso(), "template": copy.deepcopy(template),
-                "active": True, "provisioningState": "Provisioning", "runningState": "Processing",
-                "healthState": "None", "replicas": 0, "lastActiveTime": store.now_iso(),
+                "active": True, **lifecycle.STARTING_STATE, "replicas": 0, "lastActiveTime": store.now_iso(),
                 "provisioningError": None, "port": None, "restarts": 0,
             })
             app["latest"] = new_rev

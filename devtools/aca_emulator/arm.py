@@ -147,6 +147,28 @@ def _lro_headers(req: Request, op: dict) -> dict:
             "Retry-After": req.svc.retry_after(op, integer=True)}
 
 
+@route("GET", _APP + "/authconfigs")
+def list_auth_configs(req: Request):
+    app = req.svc.get_app(req.p["sub"], req.p["rg"], req.p["app"])
+    return _page(req, [app] if app.get("auth") else [], req.svc.render_auth_config)
+
+
+@route("GET", _APP + "/authconfigs/(?P<cfg>[^/]+)")
+def get_auth_config(req: Request):
+    app = req.svc.get_app(req.p["sub"], req.p["rg"], req.p["app"])
+    if not app.get("auth") or req.p["cfg"].lower() != "current":
+        raise ArmError(404, "ResourceNotFound", f"The Resource 'Microsoft.App/containerApps/{app['name']}/authConfigs/"
+                                                f"{req.p['cfg']}' under resource group '{app['rg']}' was not found.")
+    return 200, req.svc.render_auth_config(app), {}
+
+
+@route("PUT", _APP + "/authconfigs/current")
+def put_auth_config(req: Request):
+    app = req.svc.get_app(req.p["sub"], req.p["rg"], req.p["app"])
+    req.svc.set_auth(app, req.json().get("properties") or {})
+    return 200, req.svc.render_auth_config(app), {}
+
+
 @route("POST", _APP + "/listsecrets")
 def list_secrets(req: Request):
     return 200, req.svc.list_secrets(req.svc.get_app(req.p["sub"], req.p["rg"], req.p["app"])), {}

@@ -50,6 +50,17 @@ def ingress(app: dict) -> dict | None:
     return conf.get("ingress")
 
 
+def has_ingress(app: dict) -> bool:
+    return isinstance(ingress(app), dict)
+
+
+def is_internal(app: dict) -> bool:
+    """Ingress limited to the environment (``external: false``); the spec's default is false, but an app
+    created through the portal or CLI with ingress usually says which it is."""
+    ing = ingress(app)
+    return isinstance(ing, dict) and not ing.get("external", False)
+
+
 def configured_traffic(app: dict) -> list[dict]:
     ing = ingress(app) or {}
     traffic = ing.get("traffic")
