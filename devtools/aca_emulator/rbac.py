@@ -60,7 +60,9 @@ def action_and_scope(method: str, path: str) -> tuple[str, str]:
     if len(rest) % 2 == 1 and method == "POST":  # .../{type}/{name}/{action}
         return "/".join([namespace, *types[:-1], types[-1], "action"]), "/".join([head, "providers", namespace,
                                                                                 *rest[:-1]])
-    scope = "/".join([head, "providers", namespace, *rest[:len(rest) - len(rest) % 2]]) if rest else head
+    # A resource is checked at its own id; a collection (odd number of segments) at its parent.
+    owner = rest if len(rest) % 2 == 0 else rest[:-1]
+    scope = "/".join([head, "providers", namespace, *owner]) if owner else head
     return "/".join([namespace, *types, _VERBS.get(method, "read")]), scope
 
 

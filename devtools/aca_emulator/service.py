@@ -103,7 +103,8 @@ class Service(EnvironmentsMixin, AppsMixin, RevisionOpsMixin, OperationsMixin, S
                                 else "external"),
                     "latestRevisionName": app.get("latest"), "latestReadyRevisionName": app.get("latestReady"),
                     "fqdn": self.fqdn_of(app, app.get("appPort"), app["name"]), "url": url(app.get("appPort")),
-                    "labels": {lbl: {"revision": name, "fqdn": self.fqdn_of(app, app["labelPorts"].get(lbl), lbl),
+                    "labels": {lbl: {"revision": name,
+                                     "fqdn": self.fqdn_of(app, app["labelPorts"].get(lbl), f"{app['name']}---{lbl}"),
                                      "url": url(app["labelPorts"].get(lbl))}
                                for lbl, name in rv.labels(app).items()},
                     "traffic": weights,

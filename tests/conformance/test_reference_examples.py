@@ -266,3 +266,11 @@ def test_example(http, operation):
         assert_keys(responses["200"]["body"], final.json(), f"{operation} (final)")
     elif final is not resp:
         assert final.status_code in (200, 204), f"{method} {path}: final {final.status_code}"
+
+
+def test_the_key_comparison_can_fail():
+    documented = {"properties": {"traffic": [{"weight": 1}, {"label": "x"}], "sharedKey": None}}
+    with pytest.raises(AssertionError, match=r"traffic\[\]\.label"):
+        assert_keys(documented, {"properties": {"traffic": [{"weight": 1}], "sharedKey": None}}, "self-check")
+    with pytest.raises(AssertionError, match="secret"):
+        assert_keys({}, {"properties": {"appLogsConfiguration": {"sharedKey": "k"}}}, "self-check")

@@ -213,3 +213,11 @@ def test_an_app_without_ingress_has_no_url(emu, client):
     rev = _revision(client, "orders-api--v1")
     assert rev.fqdn == "" and rev.running_state == "Running"
     assert emu.control.app("orders-api")["ingress"] == "none"
+
+
+def test_seed_behaviours_and_config_come_back_after_reset(emu, client):
+    emu.control.seed({"behaviors": [{"image": "*:crash", "crash_loop": True}], "config": {"progress_deadline": 7}})
+    assert emu.control.config()["progress_deadline"] == 7
+    assert [b["crash_loop"] for b in emu.control.dump()["behaviors"]] == [True]
+    emu.control.reset()  # the start-up seed has neither: both go
+    assert emu.control.config()["progress_deadline"] == 600 and emu.control.dump()["behaviors"] == []
