@@ -12,6 +12,7 @@ from . import access, lifecycle
 from . import revisions as rv
 from . import store
 from .runtime import SmoothWRR, fqdn
+from .template import container_env
 
 
 class ServingMixin:
@@ -132,7 +133,8 @@ class ServingMixin:
             else:
                 body = {"app": app["name"], "revision": rev["name"], "image": images[0] if images else None,
                         "images": images, "via": {"rev": "revision", "app": "app", "label": "label"}[kind],
-                        "label": label, "method": method, "path": path, "request": count}
+                        "label": label, "method": method, "path": path, "request": count,
+                        "env": container_env(rev["template"])}
             return status, body, headers, latency
 
     def take_fault(self, method: str) -> dict | None:

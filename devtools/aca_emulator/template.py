@@ -4,9 +4,10 @@
   GET -> PUT round trip compares equal (the spec: a revision's template carries "the defaults if user did not
   provide them").
 - Ingress ``transport`` defaults to ``auto``; a custom scale rule of type ``http`` is stored as an ``http`` rule.
-- Env entries whose value is empty come back *without* ``value`` (the service omits empty strings); an entry
-  sent with neither ``value`` nor ``secretRef`` is refused, which is why the az CLI puts ``value: ""`` back
-  before it writes a template it read (Azure/azure-cli, containerapp ``custom.py``).
+- Env entries whose value is empty come back *without* ``value`` (the service omits empty strings). An entry
+  sent with neither ``value`` nor ``secretRef`` is accepted, and the variable is then *unset* in the container,
+  not empty (microsoft/azure-container-apps#149): a client that writes back what it read loses its empty
+  variables unless it puts ``value: ""`` back, as the az CLI does.
 - A ``secretRef`` must name a secret of the app: ``ContainerAppSecretRefNotFound`` (the service's code and
   wording, seen in public issues).
 - Secret values are write-only: GET returns names only, ``listSecrets`` returns values. A write that sends a
@@ -64,15 +65,18 @@ def check_env_entries(template: dict, secrets: list | None) -> None:
         for entry in container.get("env") or []:
             if not isinstance(entry, dict) or not entry.get("name"):
                 raise bad_request("ContainerAppInvalidTemplate", "Every env entry needs a 'name'.")
-            if entry.get("value") is None and not entry.get("secretRef"):
-                raise bad_request(
-                    "ContainerAppInvalidEnvVarValue",
-                    f"Env variable '{entry['name']}' of container '{container.get('name')}' must have either "
-                    "a value or a secretRef.")
             if entry.get("secretRef") and entry["secretRef"] not in names:
                 raise bad_request(
                     "ContainerAppSecretRefNotFound",
                     f"SecretRef '{entry['secretRef']}' defined for container '{container.get('name')}' not found.")
+
+
+def container_env(template: dict) -> dict[str, str]:
+    """The plain env variables a revision's first container runs with: entries with a value (empty
+    included); secret references are left out, and entries without a value are unset."""
+    containers = template.get("containers") or [{}]
+    return {e["name"]: e["value"] for e in containers[0].get("env") or []
+            if isinstance(e, dict) and e.get("name") and isinstance(e.get("value"), str) and not e.get("secretRef")}
 
 
 def hide_secrets(props: dict) -> None:
