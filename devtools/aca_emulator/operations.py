@@ -108,6 +108,7 @@ class OperationsMixin:
     def _provision(self, app: dict, rev: dict) -> str:
         """Start the revision's replicas as its behaviour says (lifecycle.py); READY, STARTING or FAILED."""
         rev.pop("activationDeadline", None)
+        rev.pop("coldStart", None)
         outcome = lifecycle.start(rev, self.behaviour_for(rev["template"], app["name"]),
                                   float(self.config["progress_deadline"]))
         if outcome == FAILED:
