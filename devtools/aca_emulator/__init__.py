@@ -3,7 +3,9 @@
 See docs/emulator.md. Public API: EmulatorServer (in-process server), EmulatorControl (control API client).
 """
 from .control import EmulatorControl, EmulatorControlError
+from .rbac import RoleAssignment, actions_from_bicep
 from .server import EmulatorServer
 from .store import API_VERSION, DEFAULT_SUBSCRIPTION
 
-__all__ = ["EmulatorServer", "EmulatorControl", "EmulatorControlError", "API_VERSION", "DEFAULT_SUBSCRIPTION"]
+__all__ = ["EmulatorServer", "EmulatorControl", "EmulatorControlError", "API_VERSION", "DEFAULT_SUBSCRIPTION",
+           "RoleAssignment", "actions_from_bicep"]

@@ -1,5 +1,5 @@
 """CLI: python -m devtools.aca_emulator --host 127.0.0.1 --port PORT --tls-dir DIR [--state FILE] [--seed FILE]
-[--provisioning-delay S] [-v]. Prints the base URL, writes DIR/ca.pem, runs until SIGTERM/SIGINT."""
+[--provisioning-delay S] [--rbac FILE] [-v]. Prints the base URL, writes DIR/ca.pem, runs until SIGTERM/SIGINT."""
 from __future__ import annotations
 
 import argparse
@@ -19,13 +19,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state", help="JSON file keeping state across restarts")
     parser.add_argument("--seed", help="YAML/JSON seed file (environments and apps to create)")
     parser.add_argument("--provisioning-delay", type=float, default=0.05, help="seconds an LRO stays InProgress")
+    parser.add_argument("--rbac", help="RBAC mode: YAML/JSON list of role assignments (principal, scope, actions "
+                                       "or role_bicep); calls outside them answer 403 AuthorizationFailed")
     parser.add_argument("-v", "--verbose", action="store_true", help="log each request line (never headers)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(message)s")
 
     emu = EmulatorServer(host=args.host, port=args.port, tls_dir=args.tls_dir, state_file=args.state,
-                         seed=args.seed, provisioning_delay=args.provisioning_delay)
+                         seed=args.seed, provisioning_delay=args.provisioning_delay, role_assignments=args.rbac)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -9,10 +9,13 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from . import access, lifecycle
 from . import revisions as rv
 from . import store
 from .errors import ArmError, bad_request, conflict, not_found
-from .runtime import fqdn
+from .identity import clean_identity, render_identity
+from .template import (check_env_entries, hide_secrets, normalise_configuration, normalise_template,
+                       restore_secret_values, view_template)
 
 # Read-only properties the service computes; stripped from request bodies so GET -> PUT round-trips work.
 _READONLY_PROPS = (
@@ -47,6 +50,7 @@ def clean_app_body(body: dict) -> dict:
             for entry in ing.get("traffic") or []:
                 if isinstance(entry, dict):
                     entry.pop("fqdn", None)  # emulator extension (label URL), never an input
+    clean_identity(out)
     return out
 
 
@@ -70,12 +74,16 @@ def validate_app_body(body: dict) -> None:
     for c in containers:
         if not isinstance(c, dict) or not c.get("image") or not c.get("name"):
             raise bad_request("ContainerAppInvalidTemplate", "Every container needs 'name' and 'image'.")
+    check_env_entries(template, ((props.get("configuration") or {}).get("secrets")))
     conf = props.get("configuration")
     if conf is not None and not isinstance(conf, dict):
         raise bad_request("InvalidRequestContent", "properties.configuration must be an object.")
     mode = (conf or {}).get("activeRevisionsMode")
     if mode is not None and str(mode).lower() not in _MODES:
         raise bad_request("ContainerAppInvalidActiveRevisionsMode", f"Unknown activeRevisionsMode {mode!r}.")
+    problem = access.check_rules(((conf or {}).get("ingress") or {}).get("ipSecurityRestrictions"))
+    if problem:
+        raise bad_request("ContainerAppInvalidIpSecurityRestrictions", problem)
     mir = (conf or {}).get("maxInactiveRevisions")
     if mir is not None and (not isinstance(mir, int) or isinstance(mir, bool) or mir < 0):
         raise bad_request("InvalidRequestContent", "maxInactiveRevisions must be a non-negative integer.")
@@ -104,6 +112,10 @@ class AppsMixin:
                    type="Microsoft.App/containerApps")
         res.setdefault("tags", {})
         props = res.setdefault("properties", {})
+        hide_secrets(props)
+        if isinstance(props.get("template"), dict):
+            props["template"] = view_template(props["template"])
+        render_identity(res)
         env = self.state["environments"].get(app["envKey"])
         env_rid = store.env_id(env["sub"], env["rg"], env["name"]) if env else app.get("envId")
         revs = rv.revisions_by_name(app)
@@ -112,16 +124,36 @@ class AppsMixin:
             provisioningState=app["provisioningState"], runningStatus="Running",
             managedEnvironmentId=env_rid, environmentId=env_rid,
             latestRevisionName=app.get("latest"), latestReadyRevisionName=app.get("latestReady"),
-            latestRevisionFqdn=fqdn(latest.get("port")) if latest else None,
+            latestRevisionFqdn=self.fqdn_of(app, latest.get("port"), latest["name"]) if latest else None,
             outboundIpAddresses=["127.0.0.1"],
+            eventStreamEndpoint=f"https://{str(res.get('location') or 'westeurope').replace(' ', '').lower()}"
+                                f".azurecontainerapps.dev/subscriptions/{app['sub']}/resourceGroups/{app['rg']}"
+                                f"/containerApps/{app['name']}/eventstream",
         )
         ing = (props.get("configuration") or {}).get("ingress")
         if isinstance(ing, dict):
-            ing["fqdn"] = fqdn(app.get("appPort"))
+            ing["fqdn"] = self.fqdn_of(app, app.get("appPort"), app["name"])
             for entry in ing.get("traffic") or []:
                 if entry.get("label") and entry["label"] in app.get("labelPorts", {}):
-                    entry["fqdn"] = fqdn(app["labelPorts"][entry["label"]])  # emulator extension
+                    entry["fqdn"] = self.fqdn_of(app, app["labelPorts"][entry["label"]],  # emulator extension
+                                                 f"{app['name']}---{entry['label']}")
         return res
+
+    def render_auth_config(self, app: dict) -> dict:
+        return access.auth_config_view(store.app_id(app["sub"], app["rg"], app["name"]), app.get("auth"))
+
+    def set_auth(self, app: dict, properties: dict) -> None:
+        """authConfigs/current PUT (synchronous here): only the fields that decide who gets through."""
+        app["auth"] = {"enabled": bool((properties.get("platform") or {}).get("enabled", True)),
+                       "unauthenticatedClientAction": (properties.get("globalValidation") or {}).get(
+                           "unauthenticatedClientAction") or "RedirectToLoginPage"}
+        self._save()
+
+    def list_secrets(self, app: dict) -> dict:
+        """POST listSecrets: the only way to read secret values (GET returns names only)."""
+        secrets = ((app["resource"].get("properties") or {}).get("configuration") or {}).get("secrets") or []
+        return {"value": [{k: s[k] for k in ("name", "value", "identity", "keyVaultUrl") if s.get(k) is not None}
+                          for s in secrets]}
 
     def list_apps(self, sub: str, rg: str | None = None) -> list[dict]:
         if rg is not None:
@@ -163,8 +195,11 @@ class AppsMixin:
             if env_ref and store.key(env_ref) != app["envKey"]:
                 raise bad_request("ContainerAppEnvironmentChangeNotAllowed",
                                   "The managed environment of an existing container app cannot change.")
-            if app["provisioningState"] == "Succeeded" and rv.same_json(
-                    app["resource"], _without_environment(copy.deepcopy(desired))):
+            unchanged = _without_environment(copy.deepcopy(desired))
+            restore_secret_values(unchanged["properties"], app["resource"].get("properties") or {})
+            unchanged["properties"]["template"] = normalise_template(unchanged["properties"]["template"])
+            normalise_configuration(unchanged["properties"].get("configuration"))
+            if app["provisioningState"] == "Succeeded" and rv.same_json(app["resource"], unchanged):
                 return app, None
             new_rev = self._apply(app, desired, creating=False)
         op = self._new_op("app_put", k, sub, body["location"], new_rev)
@@ -190,7 +225,9 @@ class AppsMixin:
     def _apply(self, app: dict, desired: dict, creating: bool) -> str | None:
         """Validate then commit a desired state; returns the new revision's name when the template changed."""
         props = _without_environment(desired)["properties"]
-        template = props["template"]
+        restore_secret_values(props, app["resource"].get("properties") or {})
+        template = props["template"] = normalise_template(props["template"])
+        normalise_configuration(props.get("configuration"))
         revs = rv.revisions_by_name(app)
         new_rev = None
         if creating or rv.template_changed(app["resource"].get("properties", {}).get("template"), template):
@@ -210,8 +247,7 @@ class AppsMixin:
         if new_rev:
             app["revisions"].append({
                 "name": new_rev, "createdTime": store.now_iso(), "template": copy.deepcopy(template),
-                "active": True, "provisioningState": "Provisioning", "runningState": "Processing",
-                "healthState": "None", "replicas": 0, "lastActiveTime": store.now_iso(),
+                "active": True, **lifecycle.STARTING_STATE, "replicas": 0, "lastActiveTime": store.now_iso(),
                 "provisioningError": None, "port": None, "restarts": 0,
             })
             app["latest"] = new_rev

@@ -57,7 +57,8 @@ def _page(req: Request, items: list, render) -> tuple:
         skip = int(req.query.get("$skiptoken", "0"))
     except ValueError:
         raise bad_request("InvalidSkipToken", "The $skiptoken is invalid.") from None
-    body = {"value": [render(x) for x in items[skip:skip + size]]}
+    # The service always sends nextLink, null on the last page (the 2026-07-01 examples).
+    body = {"value": [render(x) for x in items[skip:skip + size]], "nextLink": None}
     if skip + size < len(items):
         params = {"api-version": store.API_VERSION, "$skiptoken": str(skip + size)}
         if req.query.get("$filter"):
@@ -89,10 +90,7 @@ def get_env(req: Request):
 @route("PUT", _ENV)
 def put_env(req: Request):
     env, op = req.svc.create_env(req.p["sub"], req.p["rg"], req.p["env"], req.json())
-    headers = {"Azure-AsyncOperation": req.op_url(op, "containerappOperationStatuses"),
-               "Location": req.op_url(op, "containerappOperationResults"),
-               "Retry-After": req.svc.retry_after(op, integer=True)}
-    return 201, req.svc.render_env(env), headers
+    return 201, req.svc.render_env(env), _lro_headers(req, op)
 
 
 @route("DELETE", _ENV)
@@ -130,9 +128,9 @@ def put_app(req: Request):
 @route("PATCH", _APP)
 def patch_app(req: Request):
     _app, op = req.svc.patch_app(req.p["sub"], req.p["rg"], req.p["app"], req.json())
-    # Spec: 202 + Location + Retry-After; the Location answers 202 until done, then 200 with the app.
-    return 202, None, {"Location": req.op_url(op, "containerappOperationResults"),
-                       "Retry-After": req.svc.retry_after(op, integer=True)}
+    # Spec: 202 + Location + Retry-After; the Location answers 202 until done, then 200 with the app. The
+    # service also sends Azure-AsyncOperation (the 2026-07-01 Patch example), which the SDK polls first.
+    return 202, None, _lro_headers(req, op)
 
 
 @route("DELETE", _APP)
@@ -140,8 +138,40 @@ def delete_app(req: Request):
     op = req.svc.delete_app(req.p["sub"], req.p["rg"], req.p["app"])
     if op is None:
         return 204, None, {}  # ARM convention: deleting something absent succeeds with 204
-    return 202, None, {"Location": req.op_url(op, "containerappOperationResults"),
-                       "Retry-After": req.svc.retry_after(op, integer=True)}
+    return 202, None, _lro_headers(req, op)
+
+
+def _lro_headers(req: Request, op: dict) -> dict:
+    return {"Azure-AsyncOperation": req.op_url(op, "containerappOperationStatuses"),
+            "Location": req.op_url(op, "containerappOperationResults"),
+            "Retry-After": req.svc.retry_after(op, integer=True)}
+
+
+@route("GET", _APP + "/authconfigs")
+def list_auth_configs(req: Request):
+    app = req.svc.get_app(req.p["sub"], req.p["rg"], req.p["app"])
+    return _page(req, [app] if app.get("auth") else [], req.svc.render_auth_config)
+
+
+@route("GET", _APP + "/authconfigs/(?P<cfg>[^/]+)")
+def get_auth_config(req: Request):
+    app = req.svc.get_app(req.p["sub"], req.p["rg"], req.p["app"])
+    if not app.get("auth") or req.p["cfg"].lower() != "current":
+        raise ArmError(404, "ResourceNotFound", f"The Resource 'Microsoft.App/containerApps/{app['name']}/authConfigs/"
+                                                f"{req.p['cfg']}' under resource group '{app['rg']}' was not found.")
+    return 200, req.svc.render_auth_config(app), {}
+
+
+@route("PUT", _APP + "/authconfigs/current")
+def put_auth_config(req: Request):
+    app = req.svc.get_app(req.p["sub"], req.p["rg"], req.p["app"])
+    req.svc.set_auth(app, req.json().get("properties") or {})
+    return 200, req.svc.render_auth_config(app), {}
+
+
+@route("POST", _APP + "/listsecrets")
+def list_secrets(req: Request):
+    return 200, req.svc.list_secrets(req.svc.get_app(req.p["sub"], req.p["rg"], req.p["app"])), {}
 
 
 # ---------------------------------------------------------------- operations

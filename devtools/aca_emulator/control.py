@@ -36,7 +36,8 @@ class EmulatorControl:
         self._call("POST", "reset", {"seed": seed})
 
     def config(self, **settings: Any) -> dict:
-        """Read (no args) or change config: provisioning_delay, min_in_progress_polls, retry_after, page_size."""
+        """Read (no args) or change config: provisioning_delay, min_in_progress_polls, retry_after, page_size,
+        progress_deadline."""
         return self._call("POST" if settings else "GET", "config", settings or None)
 
     def set_provisioning_delay(self, seconds: float) -> dict:
@@ -46,10 +47,14 @@ class EmulatorControl:
         return self.config(page_size=size)
 
     # behaviours of revisions, chosen by image glob
-    def add_behavior(self, image_glob: str, status: int | None = None, latency_ms: float | None = None,
-                     fail_after: int | None = None, unhealthy: bool = False) -> dict:
+    def add_behavior(self, image_glob: str | None = None, status: int | None = None,
+                     latency_ms: float | None = None, fail_after: int | None = None, unhealthy: bool = False,
+                     **modes: Any) -> dict:
+        """Behaviour of revisions whose image matches ``image_glob`` (and app matches ``app=``, if given).
+        Lifecycle modes (docs/emulator.md): crash_loop=True, cold_start_ms=N, running_state="...",
+        health_state="...", running_state_details="...", not_replicated_s=N."""
         return self._call("POST", "behaviors", {"image": image_glob, "status": status, "latency_ms": latency_ms,
-                                                "fail_after": fail_after, "unhealthy": unhealthy})
+                                                "fail_after": fail_after, "unhealthy": unhealthy, **modes})
 
     def clear_behaviors(self) -> None:
         self._call("DELETE", "behaviors")

@@ -5,33 +5,12 @@ from __future__ import annotations
 import json
 import urllib.parse
 
+from .behaviours import behaviour, number as _num
 from .errors import ArmError, bad_request
 from .seed import apply_seed
 from .service import DEFAULT_CONFIG, Service
 
 FAULT_KINDS = {"429", "500", "503", "drop"}
-
-
-def _num(body: dict, name: str, kind=float, minimum=0):
-    value = body.get(name)
-    if value is None:
-        return None
-    try:
-        value = kind(value)
-    except (TypeError, ValueError):
-        raise bad_request("InvalidControlRequest", f"{name} must be a number") from None
-    if value < minimum:
-        raise bad_request("InvalidControlRequest", f"{name} must be >= {minimum}")
-    return value
-
-
-def _behaviour(body: dict) -> dict:
-    image = body.get("image") or body.get("image_glob")
-    if not image or not isinstance(image, str):
-        raise bad_request("InvalidControlRequest", "behavior needs 'image' (a glob such as '*:bad-*')")
-    status = _num(body, "status", int, 100)
-    return {"image": image, "status": status, "latency_ms": _num(body, "latency_ms"),
-            "fail_after": _num(body, "fail_after", int), "unhealthy": bool(body.get("unhealthy", False))}
 
 
 def _fault(body: dict) -> dict:
@@ -80,7 +59,7 @@ def handle(svc: Service, method: str, raw_path: str, body: bytes) -> tuple[int, 
                 return 200, dict(svc.config)
         if path == "/_emulator/behaviors":
             if method == "POST":
-                svc.behaviours.append(_behaviour(data))
+                svc.behaviours.append(behaviour(data))
                 return 201, svc.behaviours[-1]
             if method == "DELETE":
                 svc.behaviours.clear()

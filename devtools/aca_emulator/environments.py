@@ -10,10 +10,32 @@ import uuid
 
 from . import store
 from .errors import ArmError, bad_request, conflict, not_found
+from .identity import clean_identity, render_identity
+
+
+def _drop(props: dict, path: tuple) -> None:
+    """Remove ``props[path[0]]...[path[-1]]`` if present."""
+    cur = props
+    for part in path[:-1]:
+        cur = cur.get(part) if isinstance(cur, dict) else None
+    if isinstance(cur, dict):
+        cur.pop(path[-1], None)
 
 # EnvironmentProvisioningState (openapi.json 2026-07-01) has no "InProgress"; a new environment reports this.
 ENV_PROVISIONING = "InitializationInProgress"
-_ENV_READONLY = ("provisioningState", "defaultDomain", "staticIp", "deploymentErrors", "eventStreamEndpoint")
+_ENV_READONLY = ("provisioningState", "defaultDomain", "staticIp", "deploymentErrors", "eventStreamEndpoint",
+                 "environmentMode")
+# Write-only properties (x-ms-secret in openapi.json 2026-07-01): stored, never returned.
+_ENV_SECRETS = {("appLogsConfiguration", "logAnalyticsConfiguration", "sharedKey"),
+                ("customDomainConfiguration", "certificatePassword"),
+                ("customDomainConfiguration", "certificateValue"),
+                ("daprAIConnectionString",), ("daprAIInstrumentationKey",),
+                ("appInsightsConfiguration", "connectionString")}
+# Read-only parts of nested objects the service computes.
+_ENV_NESTED_READONLY = {"customDomainConfiguration": ("customDomainVerificationId", "expirationDate", "subjectName",
+                                                     "thumbprint"),
+                        "daprConfiguration": ("version",), "kedaConfiguration": ("version",)}
+DAPR_VERSION, KEDA_VERSION = "1.13.6", "2.17.2"  # what recent environments report; cosmetic here
 
 
 class EnvironmentsMixin:
@@ -40,10 +62,25 @@ class EnvironmentsMixin:
         res = copy.deepcopy(env["resource"])
         res.update(id=store.env_id(env["sub"], env["rg"], env["name"]), name=env["name"],
                    type="Microsoft.App/managedEnvironments")
+        res.setdefault("tags", {})
         props = res.setdefault("properties", {})
-        props["provisioningState"] = env["provisioningState"]
-        props["defaultDomain"] = env["defaultDomain"]
-        props.setdefault("staticIp", "127.0.0.1")
+        for path in _ENV_SECRETS:
+            _drop(props, path)
+        location = str(res.get("location") or "westeurope").replace(" ", "").lower()
+        props.update(provisioningState=env["provisioningState"], defaultDomain=env["defaultDomain"],
+                     staticIp="127.0.0.1", eventStreamEndpoint=f"https://{location}.azurecontainerapps.dev/"
+                     f"subscriptions/{env['sub']}/resourceGroups/{env['rg']}/managedEnvironments/{env['name']}"
+                     "/eventstream",
+                     environmentMode="WorkloadProfiles" if props.get("workloadProfiles") else "ConsumptionOnly")
+        props.setdefault("infrastructureResourceGroup", f"ME_{env['name']}_{env['rg']}_{location}")
+        props["daprConfiguration"] = dict(props.get("daprConfiguration") or {}, version=DAPR_VERSION)
+        props["kedaConfiguration"] = dict(props.get("kedaConfiguration") or {}, version=KEDA_VERSION)
+        domain = props.get("customDomainConfiguration")
+        if isinstance(domain, dict) and domain.get("dnsSuffix"):
+            domain.update(customDomainVerificationId="0" * 64,
+                          expirationDate="2099-01-01T00:00:00Z", subjectName=f"CN=*.{domain['dnsSuffix']}",
+                          thumbprint="0" * 40)
+        render_identity(res)
         return res
 
     def create_env(self, sub: str, rg: str, name: str, body: dict, immediate: bool = False,
@@ -56,8 +93,12 @@ class EnvironmentsMixin:
         res = {k2: copy.deepcopy(v) for k2, v in body.items() if k2 not in ("id", "name", "type", "systemData")}
         props = res.setdefault("properties", {}) or {}
         res["properties"] = props
+        clean_identity(res)
         for ro in _ENV_READONLY:
             props.pop(ro, None)
+        for section, fields in _ENV_NESTED_READONLY.items():
+            for field in fields:
+                _drop(props, (section, field))
         existing = self.state["environments"].get(k)
         # The domain is stable for the life of the environment, as on the service.
         domain = default_domain or (existing or {}).get("defaultDomain") or (

@@ -11,9 +11,11 @@ import math
 import time
 import uuid
 
+from . import lifecycle
 from . import revisions as rv
 from . import store
 from .errors import ArmError
+from .lifecycle import FAILED, READY, STARTING
 
 
 def fmt_seconds(value: float) -> str:
@@ -37,6 +39,7 @@ class OperationsMixin:
         for op in list(self.state["operations"].values()):
             if op["status"] == "InProgress" and now >= op["deadline"]:
                 self._finalize(op)
+        self._advance_revisions(now)
 
     def _new_op(self, kind: str, target: str, sub: str, location: str, new_revision: str | None = None) -> dict:
         now = time.time()
@@ -72,19 +75,18 @@ class OperationsMixin:
         self._save()
 
     def _finish_app_write(self, app: dict, op: dict) -> None:
-        """The new revision (if any) becomes ready or fails; in Single mode a ready one replaces the others."""
+        """The new revision (if any) becomes ready, keeps starting, or fails; in Single mode a ready one
+        replaces the others."""
         app["op"] = None
         app["provisioningState"] = "Succeeded"
         rev = rv.revisions_by_name(app).get(op.get("newRevision") or "")
         if rev is None:
             return
-        if self._provision(app, rev):
-            app["latestReady"] = rev["name"]
-            if rv.mode(app) == "single":  # zero-downtime swap: old revisions go once the new is ready
-                for other in app["revisions"]:
-                    if other is not rev and other["active"]:
-                        self._deactivate(other)
-                rv.prune_inactive(app)
+        outcome = self._provision(app, rev)
+        if outcome == READY:
+            self._mark_ready(app, rev)
+            return
+        if outcome == STARTING:  # provisioned but not ready (crash loop): the write itself succeeded
             return
         # Single mode: the previous revision stays active and keeps all traffic (service docs, "revisions").
         app["provisioningState"] = "Failed"
@@ -95,18 +97,30 @@ class OperationsMixin:
                        f"Error details: {rev['provisioningError']}",
         }
 
-    def _provision(self, app: dict, rev: dict) -> bool:
-        """Run the revision's health check: a matching ``unhealthy`` behaviour makes it fail for good."""
-        behaviour = self.behaviour_for(rev["template"])
-        if behaviour and behaviour.get("unhealthy"):
-            rev.update(provisioningState="Failed", runningState="Failed", healthState="Unhealthy", replicas=0,
-                       provisioningError=f"Revision '{rev['name']}' never became healthy "
-                                         f"(emulator behaviour for image '{behaviour['image']}').")
-            return False
-        scale = (rev["template"] or {}).get("scale") or {}
-        rev.update(provisioningState="Provisioned", runningState="Running", healthState="Healthy",
-                   replicas=max(int(scale.get("minReplicas") or 1), 1), provisioningError=None)
-        return True
+    def _mark_ready(self, app: dict, rev: dict) -> None:
+        app["latestReady"] = rev["name"]
+        if rv.mode(app) == "single":  # zero-downtime swap: old revisions go once the new is ready
+            for other in app["revisions"]:
+                if other is not rev and other["active"]:
+                    self._deactivate(other)
+            rv.prune_inactive(app)
+
+    def _provision(self, app: dict, rev: dict) -> str:
+        """Start the revision's replicas as its behaviour says (lifecycle.py); READY, STARTING or FAILED."""
+        rev.pop("activationDeadline", None)
+        rev.pop("coldStart", None)
+        outcome = lifecycle.start(rev, self.behaviour_for(rev["template"], app["name"]),
+                                  float(self.config["progress_deadline"]))
+        if outcome == FAILED:
+            rev["replicas"] = 0
+        return outcome
+
+    def _advance_revisions(self, now: float) -> None:
+        """Crash-looping revisions reach their progress deadline (lazily, like operations)."""
+        for app in self.state["apps"].values():
+            for rev in app["revisions"]:
+                if rev.get("activationDeadline") and now >= rev["activationDeadline"] and rev["active"]:
+                    lifecycle.deadline_exceeded(rev)
 
     def retry_after(self, op: dict | None = None, integer: bool = False) -> str:
         """Retry-After for an LRO answer.

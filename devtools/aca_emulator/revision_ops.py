@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import copy
 
+from . import lifecycle
 from . import revisions as rv
 from . import store
 from .errors import bad_request, not_found
-from .runtime import fqdn
 
 
 class RevisionOpsMixin:
@@ -26,8 +26,10 @@ class RevisionOpsMixin:
         weights = rv.effective_weights(app) if weights is None else weights
         props = {k: rev[k] for k in ("createdTime", "active", "replicas", "provisioningState", "runningState",
                                       "healthState", "lastActiveTime")}
+        if rev.get("runningStateDetails"):
+            props["runningStateDetails"] = rev["runningStateDetails"]
         props.update(template=copy.deepcopy(rev["template"]), trafficWeight=weights.get(rev["name"], 0),
-                     fqdn=fqdn(rev.get("port")) if rev["active"] else "")
+                     fqdn=(self.fqdn_of(app, rev.get("port"), rev["name"]) or "") if rev["active"] else "")
         if rev.get("provisioningError"):
             props["provisioningError"] = rev["provisioningError"]
         return {"id": f"{store.app_id(app['sub'], app['rg'], app['name'])}/revisions/{rev['name']}",
@@ -37,19 +39,18 @@ class RevisionOpsMixin:
         rev = self.get_revision(app, name)
         self._check_idle(app)
         if not rev["active"]:
-            rev.update(active=True, runningState="Processing", healthState="None")
-            self._provision(app, rev)
+            rev.update(lifecycle.STARTING_STATE, active=True)
+            if self._provision(app, rev) == lifecycle.READY and not app.get("latestReady"):
+                app["latestReady"] = rev["name"]
             self._sync_servers(app)
             self._save()
 
     def deactivate(self, app: dict, name: str) -> None:
         rev = self.get_revision(app, name)
         self._check_idle(app)
-        weight = rv.effective_weights(app).get(rev["name"], 0)
-        if weight > 0:
-            raise bad_request("ContainerAppRevisionHasTraffic",
-                              f"Revision '{rev['name']}' receives {weight}% of traffic; move its traffic "
-                              "before deactivating it.")
+        # The service deactivates a revision that still receives traffic (Revisions_Deactivate example: a
+        # revision at 80 %; azure-container-apps#410, #1345): its share is then served by nobody until the
+        # traffic is changed. Callers must move traffic first.
         if rev["active"]:
             self._deactivate(rev)
             rv.prune_inactive(app)
@@ -69,5 +70,6 @@ class RevisionOpsMixin:
 
     @staticmethod
     def _deactivate(rev: dict) -> None:
-        rev.update(active=False, runningState="Stopped", healthState="None", replicas=0,
+        rev.pop("activationDeadline", None)
+        rev.update(active=False, runningState="Stopped", healthState="None", replicas=0, runningStateDetails=None,
                    lastActiveTime=store.now_iso())

@@ -50,6 +50,17 @@ def ingress(app: dict) -> dict | None:
     return conf.get("ingress")
 
 
+def has_ingress(app: dict) -> bool:
+    return isinstance(ingress(app), dict)
+
+
+def is_internal(app: dict) -> bool:
+    """Ingress limited to the environment (``external: false``); the spec's default is false, but an app
+    created through the portal or CLI with ingress usually says which it is."""
+    ing = ingress(app)
+    return isinstance(ing, dict) and not ing.get("external", False)
+
+
 def configured_traffic(app: dict) -> list[dict]:
     ing = ingress(app) or {}
     traffic = ing.get("traffic")
@@ -84,7 +95,11 @@ def effective_weights(app: dict) -> dict[str, int]:
         if target and revs.get(target, {}).get("active"):
             weights[target] = 100
     else:
-        for entry in configured_traffic(app):
+        traffic = configured_traffic(app)
+        if not any(entry.get("weight") is not None for entry in traffic):
+            # Only label entries (no weight anywhere): the app URL follows the latest ready revision.
+            traffic = [{"latestRevision": True, "weight": 100}]
+        for entry in traffic:
             name = _resolve(entry, app)
             if name in revs and revs[name]["active"]:
                 weights[name] = weights.get(name, 0) + int(entry.get("weight") or 0)
@@ -110,7 +125,7 @@ def validate_traffic(app_name: str, traffic: list | None, revs: dict[str, dict],
         return
     if not isinstance(traffic, list):
         raise bad_request("InvalidRequestContent", "configuration.ingress.traffic must be an array.")
-    total, seen_labels = 0, set()
+    total, weighted, seen_labels = 0, False, set()
     for entry in traffic:
         if not isinstance(entry, dict):
             raise bad_request("InvalidRequestContent", "Each traffic entry must be an object.")
@@ -125,7 +140,8 @@ def validate_traffic(app_name: str, traffic: list | None, revs: dict[str, dict],
                 "ContainerAppInvalidTrafficConfiguration",
                 "Each traffic entry needs a revisionName or latestRevision=true.",
             )
-        weight = entry.get("weight") or 0
+        weighted = weighted or entry.get("weight") is not None
+        weight = entry.get("weight") or 0  # optional in the spec: a label-only entry carries none
         if not isinstance(weight, int) or isinstance(weight, bool) or not 0 <= weight <= 100:
             raise bad_request("ContainerAppInvalidTrafficWeight", f"Traffic weight {weight!r} must be 0..100.")
         total += weight
@@ -152,7 +168,7 @@ def validate_traffic(app_name: str, traffic: list | None, revs: dict[str, dict],
             if label in seen_labels:
                 raise bad_request("ContainerAppDuplicateLabel", f"Label '{label}' is used more than once.")
             seen_labels.add(label)
-    if total != 100:
+    if weighted and total != 100:
         raise bad_request(
             "ContainerAppInvalidTrafficWeight",
             f"The sum of traffic weights must be 100, got {total}.",

@@ -14,7 +14,7 @@ from typing import Callable
 from .httpbase import HTTPSServer, JSONHandler, bind_server
 
 # A serve plan: ("drop",) or (status, body, headers, latency_seconds)
-ServeFn = Callable[[tuple, str, str], tuple]
+ServeFn = Callable[[tuple, str, str, str, dict], tuple]  # (target, method, path, client ip, headers)
 
 
 class SmoothWRR:
@@ -46,7 +46,8 @@ class ServingHandler(JSONHandler):
 
     def _serve(self) -> None:
         self.read_body()
-        plan = self.server.serve_fn(self.server.target, self.command, self.path)
+        plan = self.server.serve_fn(self.server.target, self.command, self.path, self.client_address[0],
+                                    {k.lower(): v for k, v in self.headers.items()})
         if plan[0] == "drop":
             self.drop_connection()
             return
@@ -108,9 +109,13 @@ class Runtime:
             t.join(timeout=5)
 
 
-def fqdn(port: int | None) -> str | None:
-    """A serving port as the ``fqdn`` fields report it (the service would give a DNS name)."""
-    return f"localhost:{port}" if port else None
+def fqdn(port: int | None, internal_name: str | None = None) -> str | None:
+    """A serving port as the ``fqdn`` fields report it (the service would give a DNS name). Internal ingress
+    names carry ``.internal.`` as on the service (``<name>.internal.<defaultDomain>``): the name does not
+    resolve here, and the port answers 404 to every caller, who is outside the environment."""
+    if not port:
+        return None
+    return f"{internal_name}.internal.localhost:{port}" if internal_name else f"localhost:{port}"
 
 
 def url(port: int | None) -> str | None:

@@ -18,6 +18,13 @@ can be combined with a persisted --state file.
             revisionSuffix: v1          # optional, else generated
             external: true              # optional ingress.external
             maxInactiveRevisions: 10    # optional
+            ingress: external           # external (default) | internal | none
+            ipSecurityRestrictions: [{name: office, action: Allow, ipAddressRange: 10.0.0.0/8}]
+            auth: {enabled: true, unauthenticatedClientAction: Return401}   # built-in authentication
+            minReplicas: 0              # optional template scale
+            secrets: [{name: db, value: s3cret}]
+    behaviors: [{image: "*:crash-*", crash_loop: true}]   # optional, as POST /_emulator/behaviors
+    config: {progress_deadline: 20}                       # optional, as POST /_emulator/config
 """
 from __future__ import annotations
 
@@ -29,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from . import store
+from .behaviours import behaviour
 
 if TYPE_CHECKING:  # pragma: no cover
     from .service import Service
@@ -53,15 +61,21 @@ def app_body_from_seed(entry: dict, env_rid: str, location: str) -> dict:
     template: dict[str, Any] = {"containers": containers}
     if entry.get("revisionSuffix"):
         template["revisionSuffix"] = entry["revisionSuffix"]
-    configuration: dict[str, Any] = {
-        "activeRevisionsMode": entry.get("activeRevisionsMode", "Single"),
-        "ingress": {
-            "external": entry.get("external", True),
+    if entry.get("minReplicas") is not None:
+        template["scale"] = {"minReplicas": entry["minReplicas"], "maxReplicas": entry.get("maxReplicas", 10)}
+    kind = str(entry.get("ingress", "internal" if entry.get("external") is False else "external")).lower()
+    configuration: dict[str, Any] = {"activeRevisionsMode": entry.get("activeRevisionsMode", "Single")}
+    if kind != "none":
+        configuration["ingress"] = {
+            "external": kind == "external",
             "targetPort": entry.get("targetPort", 8080),
             "transport": "auto",
             "traffic": copy.deepcopy(entry.get("traffic")) or [{"latestRevision": True, "weight": 100}],
-        },
-    }
+        }
+        if entry.get("ipSecurityRestrictions"):
+            configuration["ingress"]["ipSecurityRestrictions"] = copy.deepcopy(entry["ipSecurityRestrictions"])
+    if entry.get("secrets"):
+        configuration["secrets"] = copy.deepcopy(entry["secrets"])
     if entry.get("maxInactiveRevisions") is not None:
         configuration["maxInactiveRevisions"] = entry["maxInactiveRevisions"]
     return {
@@ -76,6 +90,13 @@ def apply_seed(service: "Service", seed: dict) -> None:
     if not isinstance(seed, dict):
         raise ValueError("seed must be a mapping")
     sub = seed.get("subscriptionId") or store.DEFAULT_SUBSCRIPTION
+    unknown = set(seed.get("config") or {}) - set(service.config)
+    if unknown:
+        raise ValueError(f"unknown config keys {sorted(unknown)}")
+    service.config.update({k: float(v) if k in ("provisioning_delay", "progress_deadline") else v
+                           for k, v in (seed.get("config") or {}).items()})
+    for entry in seed.get("behaviors") or []:
+        service.behaviours.append(behaviour(entry))
     for group in seed.get("resourceGroups") or []:
         rg, location = group["name"], group.get("location", "westeurope")
         service.ensure_rg(sub, rg, location)
@@ -100,6 +121,10 @@ def apply_seed(service: "Service", seed: dict) -> None:
             service.config["provisioning_delay"] = 0.0
             try:
                 app, op = service.put_app(sub, rg, entry["name"], app_body_from_seed(entry, env_rid, location))
+                if entry.get("auth"):
+                    service.set_auth(app, {"platform": {"enabled": entry["auth"].get("enabled", True)},
+                                           "globalValidation": {"unauthenticatedClientAction": entry["auth"].get(
+                                               "unauthenticatedClientAction", "RedirectToLoginPage")}})
                 if op is not None:
                     service._finalize(op)  # seeded apps are ready at once
             finally:

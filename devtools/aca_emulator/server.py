@@ -9,6 +9,7 @@ from . import arm, control_api
 from .control import EmulatorControl
 from .errors import ArmError
 from .httpbase import JSONHandler, bind_server, log
+from .rbac import Rbac, load_assignments
 from .seed import load_seed
 from .service import Service
 from .tls import EmulatorTLS
@@ -51,6 +52,8 @@ class ArmHandler(JSONHandler):
             self.send_json(status, {"error": {"code": code, "message": f"Injected fault ({code})."}}, headers)
             return
         try:
+            if svc.rbac is not None:
+                svc.rbac.check(auth, self.command, self.path, body)
             status, payload, headers = arm.dispatch(svc, self.command, self.path, body, self.server.base_for(self))
         except ArmError as err:
             status, payload, headers = err.status, err.body(), err.headers
@@ -76,7 +79,8 @@ class EmulatorServer:
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, tls_dir: str | os.PathLike | None = None,
-                 state_file: str | os.PathLike | None = None, seed=None, provisioning_delay: float = 0.0):
+                 state_file: str | os.PathLike | None = None, seed=None, provisioning_delay: float = 0.0,
+                 role_assignments=None):
         self.host, self.port = host, port
         self._tmp = None
         if tls_dir is None:
@@ -87,6 +91,8 @@ class EmulatorServer:
         # Revision ports are always loopback; the ARM port binds where asked.
         self.service = Service("127.0.0.1", self.tls.server_context(), state_file=state_file,
                                provisioning_delay=provisioning_delay, startup_seed=load_seed(seed))
+        # RBAC mode (rbac.py): None = any bearer token may do anything.
+        self.service.rbac = None if role_assignments is None else Rbac(load_assignments(role_assignments))
         self._server = None
         self.base_url: str | None = None
         self.control: EmulatorControl | None = None

@@ -25,6 +25,9 @@ DEFAULT_CONFIG = {
     "min_in_progress_polls": 1,  # status polls answered InProgress before the delay may end an operation
     "retry_after": None,  # LRO Retry-After seconds; None = time left (fractional under 1 s)
     "page_size": 20,  # items per list page before a nextLink
+    # seconds a crash-looping revision stays Activating before ActivationFailed (Kubernetes' default
+    # progressDeadlineSeconds; the service does not document its own)
+    "progress_deadline": 600.0,
 }
 
 
@@ -52,6 +55,7 @@ class Service(EnvironmentsMixin, AppsMixin, RevisionOpsMixin, OperationsMixin, S
         self.counters: dict[tuple, int] = {}
         self.wrr: dict[str, SmoothWRR] = {}
         self.runtime = Runtime(host, ssl_context, self.serve)
+        self.rbac = None  # rbac.Rbac in RBAC mode (set by EmulatorServer)
 
     def start(self) -> None:
         with self.lock:
@@ -95,9 +99,12 @@ class Service(EnvironmentsMixin, AppsMixin, RevisionOpsMixin, OperationsMixin, S
                     "resourceGroup": app["rg"], "subscriptionId": app["sub"],
                     "provisioningState": app["provisioningState"], "mode": rv.mode(app),
                     "tags": app["resource"].get("tags") or {},
+                    "ingress": ("none" if not rv.has_ingress(app) else "internal" if rv.is_internal(app)
+                                else "external"),
                     "latestRevisionName": app.get("latest"), "latestReadyRevisionName": app.get("latestReady"),
-                    "fqdn": fqdn(app.get("appPort")), "url": url(app.get("appPort")),
-                    "labels": {lbl: {"revision": name, "fqdn": fqdn(app["labelPorts"].get(lbl)),
+                    "fqdn": self.fqdn_of(app, app.get("appPort"), app["name"]), "url": url(app.get("appPort")),
+                    "labels": {lbl: {"revision": name,
+                                     "fqdn": self.fqdn_of(app, app["labelPorts"].get(lbl), f"{app['name']}---{lbl}"),
                                      "url": url(app["labelPorts"].get(lbl))}
                                for lbl, name in rv.labels(app).items()},
                     "traffic": weights,

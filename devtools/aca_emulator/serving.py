@@ -8,18 +8,32 @@ from __future__ import annotations
 
 import fnmatch
 
+from . import access, lifecycle
 from . import revisions as rv
 from . import store
-from .runtime import SmoothWRR
+from .runtime import SmoothWRR, fqdn
+from .template import container_env
 
 
 class ServingMixin:
     """Part of ``service.Service``; uses ``self.runtime``, ``self.behaviours``, ``self.faults``,
     ``self.counters`` and ``self.wrr``."""
 
+    def fqdn_of(self, app: dict, port: int | None, name: str) -> str | None:
+        return fqdn(port, name if rv.is_internal(app) else None)
+
     def _sync_servers(self, app: dict) -> None:
-        """Make the running servers match the app: active revisions, the app ingress, its labels."""
+        """Make the running servers match the app: active revisions, the app ingress, its labels. An app
+        without ingress has no URL at all (as on the service)."""
         k = store.key(store.app_id(app["sub"], app["rg"], app["name"]))
+        if not rv.has_ingress(app):
+            for srv_key in self.runtime.keys():
+                if srv_key[1] == k:
+                    self.runtime.stop(srv_key)
+            for rev in app["revisions"]:
+                rev["port"] = None
+            app["appPort"], app["labelPorts"] = None, {}
+            return
         active = {r["name"] for r in app["revisions"] if r["active"]}
         for rev in app["revisions"]:
             if rev["active"]:
@@ -39,14 +53,36 @@ class ServingMixin:
         for label in current_labels:
             ports[label] = self.runtime.ensure(("label", k, label), ports.get(label))
 
-    def behaviour_for(self, template: dict | None) -> dict | None:
+    def behaviour_for(self, template: dict | None, app_name: str | None = None) -> dict | None:
+        """The most recently added behaviour whose image glob matches one of the template's images and whose
+        app glob (if any) matches the app."""
         images = rv.images(template)
-        for behaviour in reversed(self.behaviours):  # the most recently added match wins
-            if any(fnmatch.fnmatchcase(img, behaviour["image"]) for img in images):
-                return behaviour
+        for behaviour in reversed(self.behaviours):
+            if behaviour.get("app") and not (app_name and fnmatch.fnmatchcase(app_name, behaviour["app"])):
+                continue
+            if behaviour.get("image") and not any(fnmatch.fnmatchcase(img, behaviour["image"]) for img in images):
+                continue
+            return behaviour
         return None
 
-    def serve(self, target: tuple, method: str, path: str) -> tuple:
+    def _refusal(self, app: dict, client_ip: str, headers: dict) -> tuple | None:
+        """What the environment's edge answers a caller outside the environment before any revision runs:
+        404 for internal ingress, 403 for an IP not allowed by ``ipSecurityRestrictions``, 401/302 when
+        built-in authentication is on and the request carries no credentials."""
+        ing = rv.ingress(app) or {}
+        if rv.is_internal(app):
+            return 404, {"error": "Not Found (internal ingress: reachable only from inside the environment)"}
+        if not access.ip_allowed(ing.get("ipSecurityRestrictions"), client_ip):
+            return 403, {"error": f"Forbidden: IP {client_ip} is not allowed by ipSecurityRestrictions"}
+        auth = app.get("auth")
+        if auth and auth.get("enabled") and not access.has_credentials(headers):
+            if auth.get("unauthenticatedClientAction") == "Return401":
+                return 401, {"error": "Unauthorized (built-in authentication)"}
+            return 302, {"error": "redirect to login (built-in authentication)"}
+        return None
+
+    def serve(self, target: tuple, method: str, path: str, client_ip: str = "127.0.0.1",
+              request_headers: dict | None = None) -> tuple:
         """Plan the answer of a revision/app/label port (called from its server threads)."""
         with self.lock:
             self.settle()
@@ -70,15 +106,22 @@ class ServingMixin:
                 if kind == "rev":
                     return ("drop",)  # a stopped revision does not answer at all
                 return 503, {"error": f"revision {name!r} is not active"}, {}, 0
+            refused = self._refusal(app, client_ip, request_headers or {})
+            if refused is not None:
+                extra = {"Location": "/.auth/login/aad?post_login_redirect_uri=" + path} if refused[0] == 302 else {}
+                return refused[0], refused[1], extra, 0
             counter_key = (app_key, rev["name"])
             count = self.counters[counter_key] = self.counters.get(counter_key, 0) + 1
-            behaviour = self.behaviour_for(rev["template"]) or {}
+            behaviour = self.behaviour_for(rev["template"], app["name"]) or {}
             images = rv.images(rev["template"])
             headers = {"x-emulator-revision": rev["name"], "x-emulator-app": app["name"]}
             latency = (behaviour.get("latency_ms") or 0) / 1000.0
             path_only = path.split("?", 1)[0]
-            if behaviour.get("unhealthy") or rev["provisioningState"] == "Failed":
+            if behaviour.get("unhealthy") or not lifecycle.serving(rev):
                 return 503, {"error": "revision is unhealthy", "revision": rev["name"]}, headers, latency
+            if rev.get("coldStart"):  # scale from zero: the first request waits for a replica to start
+                latency += float(behaviour.get("cold_start_ms") or 0) / 1000.0
+                lifecycle.woke_up(rev)
             status = 200
             if behaviour.get("fail_after") is not None:
                 if count > int(behaviour["fail_after"]):
@@ -90,7 +133,8 @@ class ServingMixin:
             else:
                 body = {"app": app["name"], "revision": rev["name"], "image": images[0] if images else None,
                         "images": images, "via": {"rev": "revision", "app": "app", "label": "label"}[kind],
-                        "label": label, "method": method, "path": path, "request": count}
+                        "label": label, "method": method, "path": path, "request": count,
+                        "env": container_env(rev["template"])}
             return status, body, headers, latency
 
     def take_fault(self, method: str) -> dict | None:

@@ -17,7 +17,8 @@ def _sandbox_dir(args: argparse.Namespace) -> Path:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    sandbox = Sandbox(_sandbox_dir(args), rules_file=args.rules, schema=args.schema, keep_data=args.keep)
+    sandbox = Sandbox(_sandbox_dir(args), rules_file=args.rules, schema=args.schema, keep_data=args.keep,
+                      rbac=args.rbac)
     endpoints = sandbox.up()
     print(json.dumps(public_endpoints(endpoints), indent=2))
     print(f"\nendpoints (with the function key): {sandbox.endpoints_path}")
@@ -97,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="event schema the bridge delivers (default eventgrid)")
     up.add_argument("--keep", action="store_true",
                     help="keep the previous run's data (storage, registry, emulator state)")
+    up.add_argument("--rbac", action="store_true",
+                    help="emulator in RBAC mode: the pipeline gets only the roles infra/ grants (off by default)")
     demo.add_argument("--keep", action="store_true", help="leave the sandbox running afterwards")
     up.set_defaults(func=cmd_up)
     demo.set_defaults(func=cmd_demo)

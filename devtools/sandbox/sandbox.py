@@ -70,6 +70,10 @@ class Sandbox:
     bridge_options: dict[str, Any] = field(default_factory=dict)  # BridgeConfig overrides (tests)
     webhook_override: str | None = None  # deliver somewhere else than the function (tests)
     use_registry: bool | None = None  # None: when docker-registry is installed
+    # Run the emulator in RBAC mode with exactly the custom role infra/app/containerapps-role.bicep grants,
+    # assigned on the sandbox resource group as the Bicep does (off until the pipeline stops reading
+    # operation-status URLs, which sit at subscription scope).
+    rbac: bool = False
     echo: Callable[[str], None] = print
 
     def __post_init__(self) -> None:
@@ -256,10 +260,16 @@ class Sandbox:
         (emu_dir / "seed.yaml").write_text(yaml.safe_dump(seed, sort_keys=False))
         log = self.log("emulator")
         offset = log.stat().st_size if log.exists() else 0
+        rbac_args: list[str] = []
+        if self.rbac:
+            (emu_dir / "rbac.yaml").write_text(yaml.safe_dump([{
+                "principal": "*", "scope": f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{RESOURCE_GROUP}",
+                "role_bicep": str(ROOT / "infra" / "app" / "containerapps-role.bicep")}]))
+            rbac_args = ["--rbac", str(emu_dir / "rbac.yaml")]
         self.procs.spawn("emulator", [
             sys.executable, "-m", "devtools.aca_emulator", "--host", HOST, "--port", "0",
             "--tls-dir", str(emu_dir / "tls"), "--state", str(emu_dir / "state.json"),
-            "--seed", str(emu_dir / "seed.yaml"),
+            "--seed", str(emu_dir / "seed.yaml"), *rbac_args,
         ], env=self._env(), cwd=ROOT)
         deadline = time.monotonic() + self.timeout_s
         while time.monotonic() < deadline:

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
+from azure.core.exceptions import HttpResponseError
 
 from devtools.aca_emulator import EmulatorServer
 
@@ -73,7 +75,9 @@ def test_cli_start_seed_sigterm(tmp_path):
             base_url, ca_path = url, str(tls / "ca.pem")
         with make_client(Emu) as client:
             apps = {a.name: a for a in client.container_apps.list_by_subscription()}
-            assert set(apps) == {"orders-api", "billing-worker"}
+            assert set(apps) == {"orders-api", "billing-worker", "ledger-api", "admin-api"}
+            assert apps["billing-worker"].properties.configuration.ingress is None
+            assert ".internal." in apps["ledger-api"].properties.configuration.ingress.fqdn
             assert apps["orders-api"].tags["acr-deploy.repository"] == "orders-api"
             fqdn = apps["orders-api"].properties.configuration.ingress.fqdn
         with httpx.Client(verify=ssl.create_default_context(cafile=str(tls / "ca.pem"))) as http:
@@ -161,9 +165,25 @@ def test_cli_state_file_survives_sigterm_and_restart(tmp_path):
                      client.container_apps_revisions.list_revisions("rg-apps", "orders-api")}
             assert {name: p.traffic_weight for name, p in after.items()} == {
                 "orders-api--v1-0-0": 70, "orders-api--v2": 30}
-            assert {a.name for a in client.container_apps.list_by_subscription()} == {"orders-api", "billing-worker"}
+            assert {a.name for a in client.container_apps.list_by_subscription()} == {
+                "orders-api", "billing-worker", "ledger-api", "admin-api"}
             label = {t["label"]: t["fqdn"] for t in app.properties.configuration.ingress.traffic if t.get("label")}
         with httpx.Client(verify=ssl.create_default_context(cafile=Emu.ca_path), timeout=5) as http:
             assert http.get(f"https://{after['orders-api--v2'].fqdn}/").json()["revision"] == "orders-api--v2"
             assert http.get(f"https://{label['canary']}/").json()["revision"] == "orders-api--v2"
+        _stop(proc)
+
+
+def test_cli_rbac_mode_answers_403_outside_the_assignments(tmp_path):
+    rbac = tmp_path / "rbac.yaml"
+    rbac.write_text(f"- principal: '*'\n  scope: /subscriptions/{SUB}/resourceGroups/rg-apps/providers/Microsoft.App/"
+                    "containerApps/orders-api\n  actions: ['Microsoft.App/containerApps/read']\n")
+    with _cli("--tls-dir", str(tmp_path / "tls"), "--seed", str(SAMPLE_SEED), "--rbac", str(rbac)) as (proc, url):
+        class Emu:
+            base_url, ca_path = url, str(tmp_path / "tls" / "ca.pem")
+        with make_client(Emu) as client:
+            assert client.container_apps.get("rg-apps", "orders-api").name == "orders-api"
+            with pytest.raises(HttpResponseError) as denied:
+                client.container_apps.get("rg-apps", "billing-worker")
+            assert denied.value.status_code == 403 and denied.value.error.code == "AuthorizationFailed"
         _stop(proc)

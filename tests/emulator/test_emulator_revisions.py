@@ -146,9 +146,13 @@ def test_activate_deactivate_restart(emu, client, http):
     create_app(client, suffix="v1", traffic=[{"revisionName": "orders-api--v1", "weight": 100}])
     set_image(client, "registry.local/orders-api:2.0.0", suffix="v2")
     ops = client.container_apps_revisions
-    with pytest.raises(HttpResponseError) as err:
-        ops.deactivate_revision(RG, "orders-api", "orders-api--v1")  # still takes 100 %
-    assert err.value.status_code == 400
+    # The service deactivates a revision that still takes traffic (Revisions_Deactivate example): its share
+    # is then served by nobody until traffic changes.
+    ops.deactivate_revision(RG, "orders-api", "orders-api--v1")  # still takes 100 %
+    app_fqdn = client.container_apps.get(RG, "orders-api").properties.configuration.ingress.fqdn
+    assert http.get(f"https://{app_fqdn}/").status_code == 503
+    ops.activate_revision(RG, "orders-api", "orders-api--v1")
+    assert http.get(f"https://{app_fqdn}/").json()["revision"] == "orders-api--v1"
     fqdn = ops.get_revision(RG, "orders-api", "orders-api--v2").properties.fqdn
     assert http.get(f"https://{fqdn}/healthz").status_code == 200
     ops.deactivate_revision(RG, "orders-api", "orders-api--v2")

@@ -121,6 +121,9 @@ def test_create_revision_pins_traffic_and_is_idempotent(emulator, rg, adapter):
     assert adapter.get_revision(target, f"{target.app}--nope") is None
 
 
+@pytest.mark.xfail(strict=True, reason="Azure deactivates a revision that still receives traffic (Revisions_Deactivate "
+                   "example, azure-container-apps#410/#1345); the emulator now does too, so the pipeline must move "
+                   "traffic before deactivating instead of relying on a refusal")
 def test_traffic_and_activation(emulator, rg, adapter):
     target, first, name = app_with_a_ready_second_revision(emulator, rg, adapter)
     adapter.set_traffic(target, {first: 90, name: 10})

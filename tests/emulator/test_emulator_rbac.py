@@ -1,0 +1,83 @@
+"""RBAC mode: the emulator started with role assignments answers ARM's 403 AuthorizationFailed outside them,
+operation-status URLs (subscription scope) included. The role is the pipeline's own custom role, parsed from
+infra/app/containerapps-role.bicep and assigned on one resource group, as the Bicep does."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from azure.core.exceptions import HttpResponseError
+
+from devtools.aca_emulator import EmulatorServer, RoleAssignment, actions_from_bicep
+
+from .helpers import BASE_SEED, RG, SUB, app_body, make_client
+
+ROLE_BICEP = Path(__file__).resolve().parents[2] / "infra" / "app" / "containerapps-role.bicep"
+RG_SCOPE = f"/subscriptions/{SUB}/resourceGroups/{RG}"
+SEED = dict(BASE_SEED, resourceGroups=[dict(BASE_SEED["resourceGroups"][0], apps=[
+    {"name": "orders-api", "environment": "env", "activeRevisionsMode": "Multiple", "revisionSuffix": "v1",
+     "image": "registry.local/orders-api:1.0.0", "secrets": [{"name": "db", "value": "s3cret"}]}])])
+
+
+def test_the_role_is_read_from_the_bicep():
+    actions = actions_from_bicep(ROLE_BICEP)
+    assert "Microsoft.App/containerApps/write" in actions
+    assert "Microsoft.App/locations/containerappOperationStatuses/read" in actions
+    assert not any(a.endswith("listSecrets/action") for a in actions)
+
+
+def _server(tmp_path, *assignments):
+    return EmulatorServer(tls_dir=tmp_path, seed=SEED, role_assignments=list(assignments))
+
+
+def _update(client, suffix: str):
+    return client.container_apps.begin_update(RG, "orders-api", {"properties": {"template": {
+        "revisionSuffix": suffix, "containers": [{"name": "orders-api", "image": "registry.local/orders-api:2"}]}}})
+
+
+def _assert_forbidden(excinfo, action: str, scope_part: str):
+    err = excinfo.value
+    assert err.status_code == 403 and err.error.code == "AuthorizationFailed"
+    assert action in err.error.message and scope_part in err.error.message
+
+
+def test_the_bicep_role_on_a_resource_group_cannot_poll_operations(tmp_path):
+    role = RoleAssignment("*", RG_SCOPE, tuple(actions_from_bicep(ROLE_BICEP)))
+    with _server(tmp_path, role) as emu, make_client(emu) as client:
+        assert client.container_apps.get(RG, "orders-api").name == "orders-api"
+        assert [r.name for r in client.container_apps_revisions.list_revisions(RG, "orders-api")] == [
+            "orders-api--v1"]
+        with pytest.raises(HttpResponseError) as denied:
+            client.container_apps.list_secrets(RG, "orders-api")
+        _assert_forbidden(denied, "Microsoft.App/containerApps/listSecrets/action", RG_SCOPE)
+        with pytest.raises(HttpResponseError) as denied:  # the PATCH is accepted; polling it is not
+            _update(client, "v2").result()
+        _assert_forbidden(denied, "Microsoft.App/locations/containerappOperationStatuses/read",
+                          f"/subscriptions/{SUB}/providers/Microsoft.App/locations/")
+        with pytest.raises(HttpResponseError) as denied:  # another resource group
+            client.container_apps.get("rg-other", "orders-api")
+        _assert_forbidden(denied, "Microsoft.App/containerApps/read", "rg-other")
+
+
+def test_operation_status_reads_at_subscription_scope_let_the_write_finish(tmp_path):
+    roles = [RoleAssignment("*", RG_SCOPE, tuple(actions_from_bicep(ROLE_BICEP))),
+             RoleAssignment("*", f"/subscriptions/{SUB}", ("Microsoft.App/locations/*/read",))]
+    with _server(tmp_path, *roles) as emu, make_client(emu) as client:
+        assert _update(client, "v2").result().properties.latest_revision_name == "orders-api--v2"
+        with pytest.raises(HttpResponseError) as denied:  # creating an app also needs join on the environment
+            client.container_apps.begin_create_or_update(RG, "new-app", app_body(name="new-app")).result()
+        _assert_forbidden(denied, "Microsoft.App/managedEnvironments/join/action", "managedEnvironments/env")
+
+
+def test_assignments_are_per_principal_and_honour_not_actions(tmp_path):
+    role = RoleAssignment("someone-else", f"/subscriptions/{SUB}", ("*",))
+    wide = RoleAssignment("*", f"/subscriptions/{SUB}", ("Microsoft.App/*",), ("Microsoft.App/containerApps/delete",))
+    with _server(tmp_path, role) as emu, make_client(emu) as client:
+        with pytest.raises(HttpResponseError) as denied:
+            client.container_apps.get(RG, "orders-api")
+        _assert_forbidden(denied, "Microsoft.App/containerApps/read", "orders-api")
+    with _server(tmp_path, wide) as emu, make_client(emu) as client:
+        assert client.container_apps.list_secrets(RG, "orders-api").value[0].value == "s3cret"
+        with pytest.raises(HttpResponseError) as denied:
+            client.container_apps.begin_delete(RG, "orders-api").result()
+        _assert_forbidden(denied, "Microsoft.App/containerApps/delete", "orders-api")
