@@ -98,8 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="event schema the bridge delivers (default eventgrid)")
     up.add_argument("--keep", action="store_true",
                     help="keep the previous run's data (storage, registry, emulator state)")
-    up.add_argument("--rbac", action="store_true",
-                    help="emulator in RBAC mode: the pipeline gets only the roles infra/ grants (off by default)")
+    up.add_argument("--no-rbac", dest="rbac", action="store_false",
+                    help="emulator without RBAC (by default the pipeline gets only the role infra/ grants)")
     demo.add_argument("--keep", action="store_true", help="leave the sandbox running afterwards")
     up.set_defaults(func=cmd_up)
     demo.set_defaults(func=cmd_demo)

@@ -73,7 +73,7 @@ class Sandbox:
     # Run the emulator in RBAC mode with exactly the custom role infra/app/containerapps-role.bicep grants,
     # assigned on the sandbox resource group as the Bicep does (off until the pipeline stops reading
     # operation-status URLs, which sit at subscription scope).
-    rbac: bool = False
+    rbac: bool = True  # the pipeline gets exactly the role infra/ grants, as in Azure
     echo: Callable[[str], None] = print
 
     def __post_init__(self) -> None:

@@ -22,7 +22,8 @@ SEED = dict(BASE_SEED, resourceGroups=[dict(BASE_SEED["resourceGroups"][0], apps
 def test_the_role_is_read_from_the_bicep():
     actions = actions_from_bicep(ROLE_BICEP)
     assert "Microsoft.App/containerApps/write" in actions
-    assert "Microsoft.App/locations/containerappOperationStatuses/read" in actions
+    # The pipeline confirms its writes by reading the app, never the subscription-scope operation status.
+    assert not any("containerappOperation" in a for a in actions)
     assert not any(a.endswith("listSecrets/action") for a in actions)
 
 
@@ -81,3 +82,39 @@ def test_assignments_are_per_principal_and_honour_not_actions(tmp_path):
         with pytest.raises(HttpResponseError) as denied:
             client.container_apps.begin_delete(RG, "orders-api").result()
         _assert_forbidden(denied, "Microsoft.App/containerApps/delete", "orders-api")
+
+
+def test_the_pipeline_adapter_works_under_exactly_the_bicep_role(tmp_path):
+    """Issue 11's decision proven: every call the adapter makes (create a revision, move traffic,
+    deactivate, read) passes under the role the Bicep grants on the resource group, and nothing more."""
+    import sys
+    import time
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+    from test_containerapps_adapter import DIGEST, make_adapter  # noqa: E402
+
+    from shared.domain.model import Target
+
+    def forbidden(emu) -> list[dict]:
+        return [r for r in emu.control.dump()["armRequests"] if str(r.get("status")) == "403"]
+
+    role = RoleAssignment("*", RG_SCOPE, tuple(actions_from_bicep(ROLE_BICEP)))
+    with _server(tmp_path, role) as emu, make_client(emu) as client:
+        adapter = make_adapter(emu, RG)
+        try:
+            target = Target(SUB, RG, "orders-api")
+            name = adapter.create_revision(target, f"registry.local/orders-api@{DIGEST}", "v2",
+                                           {"orders-api--v1": 100})
+            deadline = time.monotonic() + 20
+            while not adapter.get_revision(target, name).ready and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert adapter.set_traffic(target, {name: 100}, wait_s=10) is True
+            assert adapter.get_app(target).traffic == {name: 100}
+            adapter.set_revision_active(target, "orders-api--v1", False)
+            assert adapter.get_revision(target, "orders-api--v1").active is False
+            assert forbidden(emu) == []
+            with pytest.raises(HttpResponseError):  # the log does record a refusal when there is one
+                client.container_apps.list_secrets(RG, "orders-api")
+            assert len(forbidden(emu)) == 1
+        finally:
+            adapter.close()
