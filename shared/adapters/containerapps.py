@@ -380,6 +380,15 @@ class ContainerAppsAdapter:
             time.sleep(min(self.poll_interval_s, remaining))
 
     def set_revision_active(self, target: Target, revision: str, active: bool) -> None:
+        """Activate or deactivate one revision. The service deactivates a revision that still
+        receives traffic (Revisions_Deactivate example; azure-container-apps#410, #1345), so the
+        adapter reads the app first and refuses that itself: a deactivation never cuts live traffic."""
+        if not active:
+            weight = self.get_app(target).traffic.get(revision, 0)
+            if weight:
+                raise PermanentAzureError(
+                    f"refusing to deactivate {revision}: it still receives {weight} % of {target.app}'s traffic",
+                    status=409, code="RevisionHasTraffic")
         client = self._client(target.subscription_id)
         ops = client.container_apps_revisions
         action = ops.activate_revision if active else ops.deactivate_revision

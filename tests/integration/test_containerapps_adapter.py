@@ -121,17 +121,17 @@ def test_create_revision_pins_traffic_and_is_idempotent(emulator, rg, adapter):
     assert adapter.get_revision(target, f"{target.app}--nope") is None
 
 
-@pytest.mark.xfail(strict=True, reason="Azure deactivates a revision that still receives traffic (Revisions_Deactivate "
-                   "example, azure-container-apps#410/#1345); the emulator now does too, so the pipeline must move "
-                   "traffic before deactivating instead of relying on a refusal")
 def test_traffic_and_activation(emulator, rg, adapter):
+    """Azure deactivates a revision that still receives traffic (Revisions_Deactivate example,
+    azure-container-apps#410/#1345), and so does the emulator: the adapter refuses it itself."""
     target, first, name = app_with_a_ready_second_revision(emulator, rg, adapter)
     adapter.set_traffic(target, {first: 90, name: 10})
     assert emulator.control.app(target.app)["traffic"] == {first: 90, name: 10}
     assert adapter.get_app(target).traffic == {first: 90, name: 10}
     with pytest.raises(PermanentAzureError) as refused:  # it still has traffic
         adapter.set_revision_active(target, first, False)
-    assert refused.value.status == 400 and "ContainerAppRevisionHasTraffic" in str(refused.value)
+    assert refused.value.code == "RevisionHasTraffic" and "still receives 90 %" in str(refused.value)
+    assert emulator.control.app(target.app)["traffic"] == {first: 90, name: 10}  # nothing was cut
     adapter.set_traffic(target, {name: 100})
     adapter.set_revision_active(target, first, False)
     assert not adapter.get_revision(target, first).active
