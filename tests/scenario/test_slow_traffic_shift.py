@@ -1,6 +1,6 @@
 """A traffic PATCH whose ARM operation outlives the step's inline window (the emulator's provisioning
 delay keeps every app operation InProgress): the step records the request and ends; a delayed
-wake-up reads the app, sees the change applied, and the rollout carries on (issue 4)."""
+wake-up reads the app, sees the change applied, and the rollout carries on."""
 
 from __future__ import annotations
 

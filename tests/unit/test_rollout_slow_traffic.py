@@ -1,5 +1,5 @@
 """Traffic shifts whose ARM operation outlives the inline window: requested, recorded, confirmed by a
-delayed wake-up that reads the app (issue 4: waits are messages, not sleeping functions)."""
+delayed wake-up that reads the app: waits are messages, not sleeping functions."""
 
 from __future__ import annotations
 
