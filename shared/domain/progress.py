@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import Enum
-from typing import Mapping, Sequence
+from typing import Mapping
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import datetime
 from typing import Any, Callable, Mapping
 
@@ -55,13 +55,11 @@ class RolloutWorker:
         on_saved: Callable[[Deployment], None] | None = None,
         recover: Recover | None = None,
     ) -> None:
-        self._build(RolloutContext(
+        ctx = RolloutContext(
             store=store, queue=queue, apps=apps, probe=probe, publisher=publisher, clock=clock,
             budget_s=budget_s, tick_s=tick_s, sleep=sleep, monotonic=monotonic, on_saved=on_saved,
             recover=recover,
-        ))
-
-    def _build(self, ctx: RolloutContext) -> None:
+        )
         self.context = ctx
         self._recorder = Recorder(ctx)
         self._endings = Endings(ctx)
@@ -71,10 +69,9 @@ class RolloutWorker:
 
     def with_ports(self, **changes: Any) -> "RolloutWorker":
         """A worker like this one with some context fields replaced (tests: a clock five minutes
-        on, a probe that breaks)."""
-        worker = object.__new__(RolloutWorker)
-        worker._build(replace(self.context, **changes))
-        return worker
+        on, a probe that breaks). An unknown name raises TypeError."""
+        ctx = replace(self.context, **changes)
+        return RolloutWorker(**{f.name: getattr(ctx, f.name) for f in fields(ctx)})
 
     # ================================================================== entry points
     def handle_message(self, message: Mapping[str, Any] | None, dequeue_count: int = 1) -> None:
