@@ -42,28 +42,28 @@ class RolloutMessage:
     deployment_id: str
     app: str | None  # from the target key: the store reads the record in the app's partition
     wake: int | None
-    deployment: Deployment | None  # a start message's payload
-    malformed_payload: str = ""  # why a start message's payload could not be read
+    payload: Mapping[str, Any] | None = None  # a start message's deployment, as sent
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any] | None) -> "RolloutMessage":
         raw = raw if isinstance(raw, Mapping) else {}
-        wake = raw.get("wake")
-        payload, problem = raw.get("deployment"), ""
-        deployment = None
-        if isinstance(payload, dict):
-            try:
-                deployment = deployment_from_dict(payload)
-            except (KeyError, ValueError, TypeError) as exc:
-                problem = str(exc) or type(exc).__name__
+        wake, payload = raw.get("wake"), raw.get("deployment")
         return cls(
             deployment_id=str(raw.get("deployment_id") or ""),
             app=str(raw.get("target_key") or "").rpartition("|")[2] or None,
             wake=None if wake is None else _int(wake),
-            deployment=deployment,
-            malformed_payload=problem,
+            payload=payload if isinstance(payload, Mapping) else None,
         )
 
+    def start_deployment(self) -> Deployment | None:
+        """The deployment a start message carries (None: not a start message). Read only when the
+        store lacks the record. Raises ValueError when the payload does not read."""
+        if self.payload is None:
+            return None
+        try:
+            return deployment_from_dict(dict(self.payload))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ValueError(str(exc) or type(exc).__name__) from exc
 
 def _int(value: Any) -> int:
     try:

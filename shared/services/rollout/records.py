@@ -42,7 +42,7 @@ class Recorder:
         self.ctx.queue.send(advance_message_of(d, wake), delay_s=delay_s)
         self.save(d.with_progress(wake=wake, wake_at=self.ctx.clock() + timedelta(seconds=delay_s)))
 
-    def release(self, d: Deployment, announce: bool = True) -> None:
+    def release(self, d: Deployment) -> None:
         """Free the app (and update what is live), kick the newest waiting deployment, publish."""
         store = self.ctx.store
         now = self.ctx.clock()
@@ -62,8 +62,7 @@ class Recorder:
                 continue
         if pending and pending != d.id:
             self.ctx.queue.send(advance_message(pending, d.target.key))
-        if announce:
-            self._publish(d)
+        self._publish(d)
 
     def settle(self, d: Deployment) -> None:
         """A message for a finished deployment: make sure it let go of the app (a crash may have

@@ -169,12 +169,14 @@ class RolloutWorker:
 
     def _recover(self, message: RolloutMessage) -> Deployment | None:
         """A start message for a deployment the store lacks: intake died after enqueueing."""
-        if message.malformed_payload:
-            log.warning("rollout: malformed start message dropped: %s", message.malformed_payload)
+        try:
+            deployment = message.start_deployment()
+        except ValueError as exc:
+            log.warning("rollout: malformed start message dropped: %s", exc)
             return None
-        if message.deployment is None:
+        if deployment is None:
             log.warning("rollout %s: unknown deployment, message dropped", message.deployment_id)
             return None
         if self.context.recover is None:
             return None
-        return self.context.recover(message.deployment)
+        return self.context.recover(deployment)
