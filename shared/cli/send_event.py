@@ -41,6 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f"registry login server (default: from REF, else {DEFAULT_REGISTRY})")
     parser.add_argument("--registry-resource-id", default=None,
                         help="the event's topic/source (default: derived from the login server)")
+    parser.add_argument("--actor", default=None,
+                        help="who pushed (the event's data.actor.name; ACR sets the user or token name)")
     parser.add_argument("--digest", default=None, help="sha256:... (default: a random digest)")
     parser.add_argument("--schema", choices=acr_events.SCHEMAS, default="eventgrid",
                         help="Event Grid schema (default) or CloudEvents 1.0")
@@ -68,6 +70,7 @@ def build_event(args: argparse.Namespace) -> dict[str, Any]:
         digest=args.digest or ref_digest,
         registry_resource_id=args.registry_resource_id,
         schema=args.schema,
+        actor=getattr(args, "actor", None) or None,
     )
 
 

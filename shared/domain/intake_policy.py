@@ -42,16 +42,17 @@ class Candidate:
     version_key: str
     allow_downgrade: bool
     environment: str
+    rule: str = ""  # named in a refusal, so a release manager knows which rule to change
 
     @classmethod
     def from_plan(cls, plan: PlannedDeployment) -> "Candidate":
         return cls(plan.deployment_id, plan.target, plan.push.digest, plan.push.tag,
-                   plan.version_key, plan.allow_downgrade, plan.environment)
+                   plan.version_key, plan.allow_downgrade, plan.environment, plan.rule)
 
     @classmethod
     def from_deployment(cls, d: Deployment) -> "Candidate":
         return cls(d.id, d.target, d.digest, d.tag, d.version_key,
-                   bool(d.data.get("allow_downgrade")), d.environment)
+                   bool(d.data.get("allow_downgrade")), d.environment, d.rule)
 
 
 @dataclass(frozen=True)
@@ -78,10 +79,12 @@ def decide(c: Candidate, state: AppState | None, now: datetime) -> Decision:
     # Keys of different kinds (two rules with different tag policies on one app, or a policy that
     # changed) have no order: only a version known to be older is a downgrade.
     if is_older(c.version_key, current.latest_version_key) and not c.allow_downgrade:
+        newest = version_label(current.latest_version_key)
+        rule = f"rule {c.rule}" if c.rule else "the rule"
         return Decision(
             Verdict.OLDER,
-            f"older version: {c.tag} sorts below the newest accepted for {c.target.app} "
-            "and the rule does not allow downgrades",
+            f"older version: {c.tag} sorts below {newest or 'the newest version'}, already accepted for "
+            f"{c.target.app}, and {rule} does not allow downgrades",
         )
     inflight = tuple(d for d in current.inflight_digests if d != c.digest) + (c.digest,)
     new_state = replace(
@@ -97,3 +100,49 @@ def decide(c: Candidate, state: AppState | None, now: datetime) -> Decision:
         updated_at=now,
     )
     return Decision(Verdict.ACCEPT, "accepted", new_state)
+
+
+
+def version_label(key: str) -> str:
+    """The version a `version_key` stands for, as people write it (`1.5.0`, `1.6.0-rc.1`, `42`,
+    `main-a`); "" when the key is empty or not one of ours. The state row keeps only the key of
+    the newest accepted version, and a refusal must name that version."""
+    kind, _, body = key.partition(":")
+    try:
+        if kind == "n":
+            return _read_num(body, 0)[0]
+        if kind == "a":
+            return body
+        if kind != "s":
+            return ""
+        parts, pos = [], 0
+        for sep in (".", ".", ""):
+            number, pos = _read_num(body, pos)
+            parts.append(number)
+            if sep:
+                if body[pos] != sep:
+                    return ""
+                pos += 1
+        text = ".".join(parts)
+        if body[pos:] == "~":
+            return text
+        if body[pos] != "-":
+            return ""
+        idents, pos = [], pos + 1
+        while pos < len(body):
+            end = body.index("!", pos)
+            ident = body[pos:end]
+            idents.append(_read_num(ident, 1)[0] if ident[0] == "0" else ident[1:])
+            pos = end + 1
+        return f"{text}-{'.'.join(idents)}"
+    except (IndexError, ValueError):
+        return ""
+
+
+def _read_num(text: str, pos: int) -> tuple[str, int]:
+    """A self-delimiting number of a version key (3-digit length, then the digits) at `pos`."""
+    width = int(text[pos:pos + 3])
+    digits = text[pos + 3:pos + 3 + width]
+    if len(digits) != width or not digits.isdigit():
+        raise ValueError(text)
+    return digits, pos + 3 + width

@@ -66,6 +66,18 @@ def ignored_to_dict(i: Any) -> dict[str, Any]:
     }
 
 
+def restored_by(rollback: Deployment, history: list[Deployment]) -> dict[str, str]:
+    """What a rollback puts back: its revision, and the tag and push that created that revision."""
+    revision = rollback.rollback_to or rollback.revision
+    origin = next((d for d in history if d.kind.value == "push" and d.revision == revision), None)
+    # A revision acr-deploy did not create (the app's first) runs an image by tag: that tag is it.
+    name = rollback.image.rpartition("/")[2]
+    by_tag = name.partition(":")[2] if "@" not in name else ""
+    return {"revision": revision, "tag": rollback.tag or (origin.tag if origin else by_tag),
+            "repository": origin.repository if origin else "",
+            "deployment_id": origin.id if origin else ""}
+
+
 def parse_when(name: str, value: str, now: datetime | None = None) -> datetime:
     """ISO-8601 (naive = UTC), or relative to now: `30m`, `24h`, `7d`. BadRequest otherwise."""
     text = value.strip()
@@ -141,8 +153,7 @@ class HistoryApi:
         except ValueError as exc:  # a continuation token that is not ours / not for this query
             reason = str(exc) if "continuation" in str(exc) else "continuation token is not valid"
             raise BadRequest(reason) from exc
-        return HttpResult(200, {"items": [deployment_to_dict(d) for d in page.items],
-                                "continuation": page.continuation})
+        return HttpResult(200, {"items": self._described(page.items), "continuation": page.continuation})
 
     def _get_deployment(self, params: dict[str, str], route: dict, body: bytes) -> HttpResult:
         _only(params, "app")
@@ -155,7 +166,7 @@ class HistoryApi:
         found = self.store.get_deployment(deployment_id, app=app)
         if found is None:
             return _error(404, f"no deployment {deployment_id}")
-        data = deployment_to_dict(found)
+        data = self._described([found])[0]
         data["events"] = [event_to_dict(e) for e in self.store.list_events(deployment_id, app=found.target.app)]
         return HttpResult(200, data)
 
@@ -177,8 +188,7 @@ class HistoryApi:
         recent = self.store.list_deployments(DeploymentQuery(app=app, limit=RECENT)).items
         if not targets and not recent:
             return _error(404, f"acr-deploy has no record of app {app}")
-        return HttpResult(200, {"app": app, "targets": targets,
-                                "recent": [deployment_to_dict(d) for d in recent]})
+        return HttpResult(200, {"app": app, "targets": targets, "recent": self._described(recent)})
 
     def _rollback_app(self, params: dict[str, str], route: dict, body: bytes) -> HttpResult:
         _only(params)
@@ -204,6 +214,23 @@ class HistoryApi:
             return _error(status, str(exc)[:500] or type(exc).__name__)
         body_out = deployment_to_dict(deployment) if isinstance(deployment, Deployment) else deployment
         return HttpResult(202, body_out)
+
+    def _described(self, deployments: list[Deployment]) -> list[dict[str, Any]]:
+        """The API shape of each deployment; a rollback also says what it restores (`restores`:
+        revision, and the tag and deployment that first brought that revision), so a reader sees
+        `rollback to orders-api--x (1.5.0)` instead of an empty repository:tag."""
+        pushes: dict[str, list[Deployment]] = {}
+        out = []
+        for d in deployments:
+            data = deployment_to_dict(d)
+            if d.kind.value == "rollback":
+                key = d.target.key
+                if key not in pushes:  # one read per app, and only when a rollback is listed
+                    pushes[key] = [p for p in self.store.list_deployments(
+                        DeploymentQuery(app=d.target.app, limit=MAX_LIMIT)).items if p.target.key == key]
+                data["restores"] = restored_by(d, pushes[key])
+            out.append(data)
+        return out
 
     # ------------------------------------------------------------------ rejections
     def _list_rejections(self, params: dict[str, str], route: dict, body: bytes) -> HttpResult:
