@@ -16,9 +16,7 @@ import sys
 from typing import Any
 
 from shared import acr_events
-
-URL_ENV = "ACR_DEPLOY_FUNCTION_URL"
-KEY_ENV = "ACR_DEPLOY_FUNCTION_KEY"
+from shared.cli._api import KEY_ENV, URL_ENV, redact, split_key
 DEFAULT_URL = "http://127.0.0.1:7071"
 DEFAULT_REGISTRY = "myregistry.azurecr.io"
 
@@ -87,8 +85,9 @@ def cmd_send_event(args: argparse.Namespace) -> int:
 
     import httpx
 
-    base = args.url or os.environ.get(URL_ENV) or DEFAULT_URL
-    code = args.code or os.environ.get(KEY_ENV) or None
+    # A function URL copied with its ?code= carries the key: use it, never print it.
+    base, key_in_url = split_key(args.url or os.environ.get(URL_ENV) or DEFAULT_URL)
+    code = args.code or os.environ.get(KEY_ENV) or key_in_url or None
     url = acr_events.webhook_url(base, function_name=args.function)
     if code:
         headers["x-functions-key"] = code  # a header, so the key stays out of any URL printed or logged
@@ -96,7 +95,7 @@ def cmd_send_event(args: argparse.Namespace) -> int:
     try:
         response = httpx.post(url, content=body, headers=headers, timeout=args.timeout)
     except httpx.HTTPError as exc:
-        print(f"error: could not reach {url}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"error: could not reach {redact(url)}: {type(exc).__name__}", file=sys.stderr)
         print("is the function app running? (`func start` or `python -m devtools.host`)", file=sys.stderr)
         return 1
     status = f"{response.status_code} {response.reason_phrase}".strip()
@@ -105,8 +104,8 @@ def cmd_send_event(args: argparse.Namespace) -> int:
     if response.is_success:
         return 0
     hints = {
-        401: "the webhook wants a key: --code (dev host: its key; Azure: the eventgrid_extension system key)",
-        404: f"no Event Grid function {args.function!r} at {base}",
+        401: f"the webhook wants a key: --code KEY or {KEY_ENV} (dev host: its key; Azure: the eventgrid_extension system key)",
+        404: f"no Event Grid function {args.function!r} at {redact(base)}",
         500: "the function raised: see the host's log (Event Grid would retry this delivery)",
     }
     if response.status_code in hints:

@@ -69,7 +69,7 @@ def api(store, rollout=None) -> HistoryApi:
 def test_the_spec_is_valid_openapi_31_and_describes_every_route():
     validate(SPEC)
     source = (ROOT / "function_app.py").read_text()
-    routes = re.findall(r'@app\.route\(route="([^"]+)", methods=\["(\w+)"\]\)', source)
+    routes = re.findall(r'@app\.route\(route="([^"]+)", methods=\["(\w+)"\][,)]', source)
     assert len(routes) >= 8
     for route, method in routes:
         path = "/" + route
@@ -166,6 +166,8 @@ def test_page_and_document(store):
     assert page.status == 200 and page.content_type == "text/html"
     assert "http://" not in page.body and "https://" not in page.body  # no CDN, self-contained
     assert "Content-Security-Policy" in page.headers
+    assert SPEC["paths"]["/history"]["get"]["security"] == []  # anonymous: the page holds no data
+    assert "auth_level=func.AuthLevel.ANONYMOUS" in (ROOT / "function_app.py").read_text().split('route="history"')[1][:80]
     doc = api(store).handle("openapi")
     assert doc.status == 200 and doc.body["paths"].keys() == SPEC["paths"].keys()
 
