@@ -1,6 +1,7 @@
 """The history page in a real browser against the sandbox: the key asked once, every push accounted
 for, filters with their empty/error states, deep links, a canary updating live, a rollback through
-the button. Tests share one sandbox and run in file order (versions only go up)."""
+the button. Tests share the package's sandbox and run in file order (versions only go up); this
+file runs before test_release_cli.py."""
 
 from __future__ import annotations
 
@@ -16,58 +17,9 @@ from devtools.sandbox.observe import SandboxClient
 from devtools.sandbox.push import push
 from devtools.sandbox.sandbox import pusher
 
-from .conftest import shot
+from .conftest import RUNNING, quiet, shot
 
 pytestmark = pytest.mark.e2e
-
-RULES = Path(__file__).resolve().parents[2] / "devtools" / "sandbox" / "rules.yaml"
-RUNNING = frozenset({"queued", "creating_revision", "waiting_ready", "smoke_testing", "shifting", "verifying"})
-
-
-def quiet(line: str) -> None:
-    pass
-
-
-@pytest.fixture(scope="module")
-def sandbox(e2e_tools, tmp_path_factory):
-    """The sandbox's rules with a longer canary bake, so a person (and this test) sees it running."""
-    from .conftest import start_sandbox
-
-    directory = tmp_path_factory.mktemp("browser-sandbox")
-    rules = directory.parent / "browser-rules.yaml"
-    text = RULES.read_text()
-    assert "bake: 2s" in text
-    rules.write_text(text.replace("bake: 2s", "bake: 6s"))
-    sb, endpoints = start_sandbox(directory, rules_file=str(rules))
-    try:
-        yield sb, endpoints
-    finally:
-        sb.down()
-
-
-@pytest.fixture(scope="module")
-def seeded(sandbox):
-    """A release, a pre-release to staging, a broken release, and a late older push that is skipped."""
-    sb, endpoints = sandbox
-    with SandboxClient(endpoints) as client:
-        pushes = [("orders-api:1.5.0", "ok", "orders-api", "succeeded"),
-                  ("orders-api:1.6.0-rc.1", "ok", "orders-api-staging", "succeeded"),
-                  ("orders-api:1.5.1", "broken", "orders-api", "failed")]
-        found = {}
-        for ref, variant, app, phase in pushes:
-            push(ref, variant, sb.dir, echo=quiet)
-            repository, tag = ref.split(":")
-            found[ref] = client.wait_for(repository, tag, app, timeout_s=90)
-            assert found[ref]["phase"] == phase, found[ref]
-        push("orders-api:1.4.0", "ok", sb.dir, echo=quiet)
-        for _ in range(100):  # bounded: the skip is recorded within seconds
-            if any(r.get("tag") == "1.4.0" for r in client.rejections()):
-                break
-            import time
-            time.sleep(0.2)
-        else:
-            pytest.fail("the older push 1.4.0 was never recorded as skipped")
-    return endpoints, found
 
 
 def page_url(endpoints, hash_part: str = "") -> str:
