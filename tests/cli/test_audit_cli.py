@@ -7,10 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl, urlparse
 
 import pytest
 
@@ -18,6 +15,7 @@ from shared.adapters.tables import TableStore
 from shared.cli import main
 from shared.domain.model import AppState, DeploymentEvent, IgnoredEvent, Phase
 from shared.services.api import HistoryApi
+from tests.cli.api_server import serve
 from tests.contract.test_store_contract import T0, make
 
 EVIL = "mallory\x1b[2J\x1b]0;owned\x07"
@@ -54,42 +52,8 @@ def store(storage_connection_string, table_prefix, monkeypatch, tmp_path):
 
 @pytest.fixture
 def served(store):
-    """The real HistoryApi over a real socket, wanting a key as the function host does."""
-    api = HistoryApi(store)
-    seen: list[dict[str, str]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            url = urlparse(self.path)
-            seen.append({"key": self.headers.get("x-functions-key") or "", "query": url.query})
-            if self.headers.get("x-functions-key") != "k-123":
-                return self._send(401, {"error": "a valid function key is required"})
-            parts = url.path.strip("/").split("/")[1:]
-            op, route = {"deployments": ("list_deployments", {}), "apps": ("list_apps", {}),
-                         "rejections": ("list_rejections", {})}.get("/".join(parts), (None, {}))
-            if op is None:
-                op, route = ("get_deployment", {"id": parts[1]}) if parts[0] == "deployments" else ("get_app", {"app": parts[1]})
-            result = api.handle(op, params=dict(parse_qsl(url.query)), route_params=route)
-            self._send(result.status, result.body)
-
-        def _send(self, status, body):
-            payload = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve(HistoryApi(store), key="k-123") as (url, seen):
+        yield url, seen
 
 
 def run(capsys, *argv):
