@@ -174,7 +174,7 @@ class HistoryApi:
     def _list_apps(self, params: dict[str, str], route: dict, body: bytes) -> HttpResult:
         _only(params, "environment")
         environment = _match(params, "environment", NAME_RE, "an environment name")
-        items = [app_to_dict(s) for s in self.store.list_apps()
+        items = [self._app(s) for s in self.store.list_apps()
                  if not environment or s.environment == environment]
         return HttpResult(200, {"items": items})
 
@@ -184,7 +184,7 @@ class HistoryApi:
         if not APP_RE.fullmatch(app):
             raise BadRequest("app must be a Container App name")
         app = app.lower()
-        targets = [app_to_dict(s) for s in self.store.list_apps() if s.target.app.lower() == app]
+        targets = [self._app(s) for s in self.store.list_apps() if s.target.app.lower() == app]
         recent = self.store.list_deployments(DeploymentQuery(app=app, limit=RECENT)).items
         if not targets and not recent:
             return _error(404, f"acr-deploy has no record of app {app}")
@@ -214,6 +214,17 @@ class HistoryApi:
             return _error(status, str(exc)[:500] or type(exc).__name__)
         body_out = deployment_to_dict(deployment) if isinstance(deployment, Deployment) else deployment
         return HttpResult(202, body_out)
+
+    def _app(self, state: AppState) -> dict[str, Any]:
+        """The API shape of an app; when a rollback made the live revision and its record has no
+        tag, the tag of the push that first brought that revision (or of its image)."""
+        data = app_to_dict(state)
+        if state.live_tag or not state.live_deployment_id:
+            return data
+        live = self.store.get_deployment(state.live_deployment_id, app=state.target.app)
+        if live is not None and live.kind.value == "rollback":
+            data["live"]["tag"] = self._described([live])[0]["restores"]["tag"]
+        return data
 
     def _described(self, deployments: list[Deployment]) -> list[dict[str, Any]]:
         """The API shape of each deployment; a rollback also says what it restores (`restores`:

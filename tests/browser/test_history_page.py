@@ -155,6 +155,7 @@ def test_a_rollback_through_the_button_with_a_reason(seeded, page):
     expect(page.locator("#dep-facts")).to_contain_text("succeeded", timeout=90_000)
     title = page.inner_text("#dep-title")
     assert title.startswith("orders-api: rollback to orders-api--"), title
+    assert title.endswith("(1.0.0)"), "the seed revision runs orders-api:1.0.0 (seed.yaml): the version it restores"
     facts = page.inner_text("#dep-facts")
     assert "page: checkout errors after 1.5.0" in facts
     shot(page, "09-rollback-done")
