@@ -85,21 +85,15 @@ class ApiSource:
 
 
 class StoreSource:
-    """The Table store (and, for a rollback, the rollout worker) through the function app's HistoryApi."""
+    """The Table store through the function app's HistoryApi (reads only: `rollback` without a URL
+    calls the rollout worker itself, see shared/cli/rollback.py)."""
 
     def __init__(self) -> None:
         from shared.adapters.tables import TableStore
         from shared.cli._settings import load_settings
         from shared.services.api import HistoryApi
 
-        settings = load_settings()
-
-        def rollout() -> Any:
-            from shared.bootstrap import Container
-
-            return Container(settings).rollout
-
-        self.api = HistoryApi(TableStore.from_settings(settings), rollout=rollout, settings=settings)
+        self.api = HistoryApi(TableStore.from_settings(load_settings()))
 
     def request(self, method: str, path: str, params: dict[str, str] | None = None,
                 body: dict[str, Any] | None = None) -> tuple[int, Any]:
@@ -109,8 +103,6 @@ class StoreSource:
                                 "rejections": "list_rejections"}[parts[0]], {}
         elif parts[0] == "deployments":
             operation, route = "get_deployment", {"id": parts[1]}
-        elif len(parts) == 3 and parts[2] == "rollback":
-            operation, route = "rollback_app", {"app": parts[1]}
         else:
             operation, route = "get_app", {"app": parts[1]}
         result = self.api.handle(operation, method=method, params=params or {}, route_params=route,
