@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Mapping, Protocol, TypeVar
 
 from shared.domain.model import AppState, Deployment, DeploymentEvent, IgnoredEvent, SmokeCheck, Target
 
@@ -166,6 +166,8 @@ class AppInfo:
     # The app's own provisioningState: "InProgress" while an ARM operation on it (e.g. a traffic
     # PATCH) still runs; "" when the adapter cannot tell.
     provisioning_state: str = ""
+    labels: dict[str, str] = field(default_factory=dict)  # traffic label -> revision name
+    label_fqdns: dict[str, str] = field(default_factory=dict)  # traffic label -> its own host
 
 
 class ContainerAppsPort(Protocol):
@@ -178,18 +180,22 @@ class ContainerAppsPort(Protocol):
 
     def create_revision(
         self, target: Target, image: str, suffix: str, pin_traffic: dict[str, int],
-        switch_to_multiple: bool = False,
+        switch_to_multiple: bool = False, target_label: str = "",
     ) -> str:
         """One PATCH: new template image + revisionSuffix, traffic pinned to `pin_traffic` so the
         new revision starts at 0 %. Returns the revision name `<app>--<suffix>`. Idempotent:
-        when that revision already exists it is returned as is."""
+        when that revision already exists it is returned as is. `target_label` (Labels mode): the
+        label the service puts on the new revision (`configuration.targetLabel`)."""
         ...
 
-    def set_traffic(self, target: Target, weights: dict[str, int], wait_s: float | None = None) -> bool:
+    def set_traffic(self, target: Target, weights: dict[str, int], wait_s: float | None = None,
+                    labels: Mapping[str, str] | None = None) -> bool:
         """PATCH the traffic table (pinned by name). With `wait_s=None`, wait for the operation
         (up to the adapter's LRO timeout; still running then -> TransientAzureError) and return
         True. With `wait_s`, wait at most that long: True when the operation finished, False when it
-        still runs (the change is requested; confirm it later with `get_app`)."""
+        still runs (the change is requested; confirm it later with `get_app`). `labels` None: the
+        app's labels are kept as they are; else exactly these labels ({label: revision}; a revision's
+        weight goes on its first label in this order)."""
         ...
 
     def set_revision_active(self, target: Target, revision: str, active: bool) -> None: ...

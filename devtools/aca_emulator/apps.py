@@ -22,7 +22,7 @@ _READONLY_PROPS = (
     "provisioningState", "runningStatus", "latestRevisionName", "latestReadyRevisionName", "latestRevisionFqdn",
     "customDomainVerificationId", "outboundIpAddresses", "eventStreamEndpoint", "deploymentErrors",
 )
-_MODES = ("single", "multiple", "labels")  # "Labels" is not in the 2026-07-01 enum; see docs/emulator.md
+_MODES = ("single", "multiple", "labels")  # "Labels": preview API versions' enum; see docs/emulator.md
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -239,7 +239,14 @@ class AppsMixin:
                     new_rev = rv.revision_name(app["name"], rv.generated_suffix())
                     if new_rev not in revs:
                         break
-        traffic = ((props.get("configuration") or {}).get("ingress") or {}).get("traffic")
+        conf = props.get("configuration") or {}
+        traffic = (conf.get("ingress") or {}).get("traffic")
+        labels_mode = rv.mode_of(conf) == "labels"
+        if labels_mode:
+            rv.check_labels_mode(traffic, conf.get("targetLabel"), new_rev if rv.has_ingress({"resource": desired})
+                                 else None)
+            if new_rev and isinstance(conf.get("ingress"), dict):
+                traffic = conf["ingress"]["traffic"] = rv.with_target_label(traffic, conf["targetLabel"], new_rev)
         rv.validate_traffic(app["name"], traffic, revs, new_rev)
         # Commit (nothing above mutated the app).
         app["resource"] = desired
@@ -251,6 +258,9 @@ class AppsMixin:
                 "provisioningError": None, "port": None, "restarts": 0,
             })
             app["latest"] = new_rev
+        if labels_mode and rv.has_ingress(app):
+            for rev in rv.unlabelled_active(app):  # "Only revisions with labels are active"
+                self._deactivate(rev)
         rv.prune_inactive(app)
         return new_rev
 

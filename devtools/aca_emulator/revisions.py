@@ -5,6 +5,11 @@ Rules (from the service docs; see docs/emulator.md for sources and deliberate ch
   do not. Without a suffix the service generates one.
 - Single mode: all traffic goes to the latest *ready* revision; once a new revision is ready, the others are
   deactivated (if it fails, the previous one keeps serving).
+- Labels mode (``activeRevisionsMode: Labels``; API description: "Only revisions with labels are active. Traffic
+  weights can be applied to labels"): every traffic entry carries a label; a new revision gets the label
+  ``configuration.targetLabel`` names ("Required in labels revisions mode. Label to apply to newly created
+  revision"), which moves to it with its weight; a revision no label references is deactivated. Routing by the
+  weights is as in Multiple mode.
 - Multiple mode: weights come from ``configuration.ingress.traffic``; ``latestRevision: true`` resolves to the
   latest *ready* revision (spec: "latest stable revision"; docs: traffic doesn't switch to the latest revision
   until it's ready), so it follows each new revision once that one is ready; entries pinned by
@@ -40,9 +45,50 @@ def revision_name(app_name: str, suffix: str) -> str:
 
 def mode(app: dict) -> str:
     conf = app["resource"]["properties"].get("configuration") or {}
-    # "Labels" mode is accepted but routed like Multiple (the emulator does not model its label-only routing).
-    value = str(conf.get("activeRevisionsMode") or "Single").lower()
-    return "single" if value == "single" else "multiple"
+    return mode_of(conf)
+
+
+def mode_of(configuration: dict | None) -> str:
+    """single | multiple | labels, from a configuration object (the stored one or a request's)."""
+    value = str((configuration or {}).get("activeRevisionsMode") or "Single").lower()
+    return value if value in ("multiple", "labels") else "single"
+
+
+def with_target_label(traffic: list | None, label: str, new_revision: str) -> list:
+    """Labels mode: the traffic table once a new revision took the target label. The label's entry moves
+    to the new revision with its weight (a label not in the table yet is added at 0 %)."""
+    out, found = [], False
+    for entry in traffic or []:
+        if isinstance(entry, dict) and entry.get("label") == label:
+            out.append({"revisionName": new_revision, "label": label, "weight": entry.get("weight") or 0})
+            found = True
+        else:
+            out.append(entry)
+    if not found:
+        out.append({"revisionName": new_revision, "label": label, "weight": 0})
+    return out
+
+
+def check_labels_mode(traffic: list | None, target_label: object, new_revision: str | None) -> None:
+    """400 for what Labels mode refuses: a new revision without ``targetLabel``, an entry without a label."""
+    if new_revision and not valid_name(target_label):
+        raise bad_request(
+            "ContainerAppTargetLabelRequired",
+            "configuration.targetLabel is required in Labels revision mode: it names the label the new "
+            f"revision gets (a valid label name, not {target_label!r}).",
+        )
+    for entry in traffic or []:
+        if isinstance(entry, dict) and not entry.get("label"):
+            raise bad_request(
+                "ContainerAppInvalidTrafficConfiguration",
+                "In Labels revision mode every traffic entry needs a label; traffic weights apply to labels.",
+            )
+
+
+def unlabelled_active(app: dict) -> list[dict]:
+    """Labels mode: the active revisions no label references (the service keeps only labelled ones)."""
+    named = set(labels(app).values())
+    return [rev for rev in app["revisions"] if rev["active"] and rev["name"] not in named]
 
 
 def ingress(app: dict) -> dict | None:

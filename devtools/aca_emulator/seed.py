@@ -10,7 +10,8 @@ can be combined with a persisted --state file.
         apps:
           - name: orders-api
             environment: env            # name in this resource group, or a full resource id
-            activeRevisionsMode: Multiple   # default Single
+            activeRevisionsMode: Multiple   # default Single; Labels: traffic on labels
+            targetLabel: blue           # Labels mode: the label a new revision gets (default blue)
             image: registry/orders-api:1.0.0
             targetPort: 8080            # default 8080
             tags: {acr-deploy.repository: orders-api}
@@ -65,12 +66,17 @@ def app_body_from_seed(entry: dict, env_rid: str, location: str) -> dict:
         template["scale"] = {"minReplicas": entry["minReplicas"], "maxReplicas": entry.get("maxReplicas", 10)}
     kind = str(entry.get("ingress", "internal" if entry.get("external") is False else "external")).lower()
     configuration: dict[str, Any] = {"activeRevisionsMode": entry.get("activeRevisionsMode", "Single")}
+    default_traffic: dict[str, Any] = {"latestRevision": True, "weight": 100}
+    if str(configuration["activeRevisionsMode"]).lower() == "labels":
+        # Labels mode: the first revision takes the target label, and that label carries the traffic.
+        configuration["targetLabel"] = entry.get("targetLabel", "blue")
+        default_traffic["label"] = configuration["targetLabel"]
     if kind != "none":
         configuration["ingress"] = {
             "external": kind == "external",
             "targetPort": entry.get("targetPort", 8080),
             "transport": "auto",
-            "traffic": copy.deepcopy(entry.get("traffic")) or [{"latestRevision": True, "weight": 100}],
+            "traffic": copy.deepcopy(entry.get("traffic")) or [default_traffic],
         }
         if entry.get("ipSecurityRestrictions"):
             configuration["ingress"]["ipSecurityRestrictions"] = copy.deepcopy(entry["ipSecurityRestrictions"])

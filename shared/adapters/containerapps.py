@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from azure.core.exceptions import (
     ClientAuthenticationError,
@@ -33,6 +33,8 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
+from shared.domain.labels import entries as label_entries
+from shared.domain.labels import label_fqdn
 from shared.domain.model import Target
 from shared.ports import AppInfo, PermanentAzureError, RevisionInfo, TransientAzureError
 
@@ -96,11 +98,16 @@ def _resolved(entry: dict[str, Any], latest: str) -> str:
     return latest if entry.get("latestRevision") and not entry.get("revisionName") else str(entry.get("revisionName") or "")
 
 
-def traffic_with_labels(current: list[dict[str, Any]], weights: dict[str, int]) -> list[dict[str, Any]]:
+def traffic_with_labels(current: list[dict[str, Any]], weights: dict[str, int],
+                        labels: Mapping[str, str] | None = None, labels_mode: bool = False) -> list[dict[str, Any]]:
     """The traffic table to send for `weights`, keeping every labelled entry of `current` (the
     app's table as GET returned it): a labelled revision keeps its label and gets its new weight
     (0 when it serves none), a label that follows the latest revision keeps following it. Merge
-    patch replaces the array whole, so an entry left out here is a label deleted."""
+    patch replaces the array whole, so an entry left out here is a label deleted. With `labels`
+    ({label: revision}), exactly those labels are sent instead (`shared.domain.labels.entries`)."""
+    if labels is not None:
+        return [{"revisionName": e.revision, "weight": e.weight, **({"label": e.label} if e.label else {})}
+                for e in label_entries(labels, weights, labelled_only=labels_mode)]
     remaining = {rev: int(weight) for rev, weight in weights.items()}
     table: list[dict[str, Any]] = []
     for entry in current:
@@ -255,10 +262,19 @@ class ContainerAppsAdapter:
         if not weights:
             weights = configured_weights(props)
         labels: dict[str, list[str]] = {}
+        label_map: dict[str, str] = {}
+        label_hosts: dict[str, str] = {}
+        app_fqdn = str(ingress.get("fqdn") or "")
         for entry in ingress.get("traffic") or []:
             if entry.get("label"):
                 name = _resolved(entry, str(props.get("latestRevisionName") or ""))
                 labels.setdefault(name, []).append(entry["label"])
+                label_map[entry["label"]] = name
+                # The service's label host is <app>---<label>.<environment domain>; a host the entry
+                # names itself (the local emulator's loopback port) wins.
+                host = str(entry.get("fqdn") or "") or label_fqdn(target.app, entry["label"], app_fqdn)
+                if host:
+                    label_hosts[entry["label"]] = host
         if labels:
             from dataclasses import replace
 
@@ -274,12 +290,14 @@ class ContainerAppsAdapter:
             tags=dict(raw.get("tags") or {}),
             revisions=tuple(revisions),
             provisioning_state=str(props.get("provisioningState") or ""),
+            labels=label_map,
+            label_fqdns=label_hosts,
         )
 
     # ------------------------------------------------------------------ writes
     def create_revision(
         self, target: Target, image: str, suffix: str, pin_traffic: dict[str, int],
-        switch_to_multiple: bool = False,
+        switch_to_multiple: bool = False, target_label: str = "",
     ) -> str:
         """ONE PATCH: the template with the pushed image in the right container plus the
         revisionSuffix, and ingress traffic pinned to `pin_traffic` so the new revision starts at
@@ -301,6 +319,8 @@ class ContainerAppsAdapter:
         configuration: dict[str, Any] = {}
         if switch_to_multiple:
             configuration["activeRevisionsMode"] = "Multiple"
+        if target_label:  # Labels mode: the service puts this label on the new revision
+            configuration["targetLabel"] = target_label
         ingress = (props.get("configuration") or {}).get("ingress")
         if pin_traffic and ingress is not None:
             configuration["ingress"] = {"traffic": traffic_with_labels(ingress.get("traffic") or [], pin_traffic)}
@@ -336,18 +356,26 @@ class ContainerAppsAdapter:
                 "container to update", 400)
         return 0
 
-    def set_traffic(self, target: Target, weights: dict[str, int], wait_s: float | None = None) -> bool:
+    def set_traffic(self, target: Target, weights: dict[str, int], wait_s: float | None = None,
+                    labels: Mapping[str, str] | None = None) -> bool:
         """PATCH the traffic table (pinned by name, the app's labels kept) without the SDK's poller,
         then read the app until it shows the change applied (`provisioningState` Succeeded and these
         weights), every `poll_interval_s`: up to `lro_timeout_s` when `wait_s` is None (not seen
         then: TransientAzureError), else at most `wait_s`, answering False when it is not seen yet.
-        The app ending `Failed` with the change is the operation's failure (PermanentAzureError)."""
+        The app ending `Failed` with the change is the operation's failure (PermanentAzureError).
+        `labels`: exactly these labels instead of the app's (blue/green moves them)."""
         raw = self._get_raw(target)
         props = raw.get("properties") or {}
-        current = ((props.get("configuration") or {}).get("ingress") or {}).get("traffic") or []
+        conf = props.get("configuration") or {}
+        current = (conf.get("ingress") or {}).get("traffic") or []
+        labels_mode = str(conf.get("activeRevisionsMode") or "").lower() == "labels"
+        try:
+            table = traffic_with_labels(current, weights, labels, labels_mode)
+        except ValueError as exc:  # an unlabelled revision with traffic in Labels mode
+            raise PermanentAzureError(f"set traffic on {target.app}: {exc}", 400, "UnlabelledTraffic") from exc
         body = {
             "location": raw.get("location"),  # the PATCH schema still requires it
-            "properties": {"configuration": {"ingress": {"traffic": traffic_with_labels(current, weights)}}},
+            "properties": {"configuration": {"ingress": {"traffic": table}}},
         }
         client = self._client(target.subscription_id)
         self._call(f"set traffic on {target.app}", lambda: client.container_apps.begin_update(

@@ -110,6 +110,7 @@ class SmokeCheck:
 class Strategy(str, Enum):
     ALL_AT_ONCE = "all-at-once"
     CANARY = "canary"
+    BLUE_GREEN = "blue-green"  # labels: tested on its candidate label's URL, then the production label moves
 
     def __str__(self) -> str:
         return self.value
@@ -139,6 +140,10 @@ class RolloutSettings:
     verify: tuple[SmokeCheck, ...] = ()  # against the app URL at each step / after the shift; empty: the smoke checks again
     deadline_s: float = 1800.0  # a rollout not finished by then is failed by the sweeper
     drift: DriftPolicy = DriftPolicy.RECORD  # once live: what the drift reconciler does
+    # Blue/green (strategy blue-green, or any app in the service's Labels revision mode): the labels used.
+    label: str = "green"  # the candidate: on the new revision while its smoke checks run on the label's URL
+    production_label: str = "blue"  # moves to the new revision once it passed (Labels mode: carries the traffic)
+    previous_label: str = "previous"  # stays on the revision production left, for an instant rollback
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict

@@ -9,7 +9,7 @@ the phase's checks. The stored form (the deployment's `data` document) is `share
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import Enum
 from typing import Mapping
@@ -80,6 +80,15 @@ class Ending:
 
 
 @dataclass(frozen=True)
+class BlueGreen:
+    """A blue/green rollout (`shared.domain.labels`): the app's labels when it took the app, which a
+    rollback puts back, and whether the service routes by labels (`Labels` revision mode)."""
+
+    labels_mode: bool = False  # Labels mode: the production label carries the traffic
+    before: Mapping[str, str] = field(default_factory=dict)  # label -> revision at the claim
+
+
+@dataclass(frozen=True)
 class RolloutProgress:
     """The facts a deployment's steps record for the steps after them."""
 
@@ -98,6 +107,7 @@ class RolloutProgress:
     wake: int = 0  # the newest scheduled wake-up; a message with a lower number is stale
     wake_at: datetime | None = None  # when that wake-up is due (the sweeper re-sends lost ones)
     ending: Ending | None = None
+    blue_green: BlueGreen | None = None  # set when this rollout moves labels (blue/green)
 
     def check(self, kind: CheckKind) -> CheckProgress:
         found = self.smoke if kind == CheckKind.SMOKE else self.verify

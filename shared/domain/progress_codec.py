@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Mapping
 
 from shared.domain.progress import (
-    CheckKind, CheckProgress, CheckRun, Ending, EndingKind, RolloutProgress, TrafficRequest,
+    BlueGreen, CheckKind, CheckProgress, CheckRun, Ending, EndingKind, RolloutProgress, TrafficRequest,
 )
 
 SCHEMA = 2
@@ -24,7 +24,7 @@ ALLOW_DOWNGRADE = "allow_downgrade"  # intake's flag, stored beside the progress
 _KEYS = frozenset({
     VERSION_KEY, ALLOW_DOWNGRADE, "waiting_for", "app_fqdn", "suffix", "switch_mode", "ready_by", "polls",
     "activated", "fqdn", "smoke", "smoke_retry_at", "verify", "verify_retry_at", "verify_after",
-    "traffic_requested", "wake", "wake_at", "ending",
+    "traffic_requested", "wake", "wake_at", "ending", "blue_green",
 })
 
 
@@ -59,6 +59,8 @@ def progress_to_dict(p: RolloutProgress, allow_downgrade: bool = False,
                                     "checks": t.checks, "patches": t.patches}
     if p.ending is not None:
         doc["ending"] = _ending_to_dict(p.ending)
+    if p.blue_green is not None:
+        doc["blue_green"] = {"labels_mode": p.blue_green.labels_mode, "before": dict(p.blue_green.before)}
     return doc
 
 
@@ -83,6 +85,7 @@ def progress_from_dict(doc: Mapping[str, Any] | None) -> tuple[RolloutProgress, 
         wake=_int(doc.get("wake")),
         wake_at=_date(doc.get("wake_at")),
         ending=_ending_from(doc.get("ending")),
+        blue_green=_blue_green_from(doc.get("blue_green")),
     )
     extra = {k: v for k, v in doc.items() if k not in _KEYS}
     return progress, bool(doc.get(ALLOW_DOWNGRADE)), extra
@@ -138,6 +141,14 @@ def _ending_from(raw: Any) -> Ending | None:
         at=_date(raw.get("at")), doomed=_names(raw.get("doomed")), kept=_names(raw.get("kept")),
         problems=_names(raw.get("problems")),
     )
+
+
+def _blue_green_from(raw: Any) -> BlueGreen | None:
+    if not isinstance(raw, Mapping):
+        return None
+    before = raw.get("before")
+    labels = {str(k): str(v) for k, v in before.items()} if isinstance(before, Mapping) else {}
+    return BlueGreen(labels_mode=bool(raw.get("labels_mode")), before=labels)
 
 
 def _names(raw: Any) -> tuple[str, ...]:

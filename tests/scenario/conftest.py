@@ -143,6 +143,12 @@ rules:
     targets: [{app: "{name}", resource_group: RG}]
     rollout: {drift: repair}
     smoke: [{path: /healthz, retries: 1, backoff: 100ms}]
+  - name: bluegreen
+    repository: "bg-*"
+    tags: "semver:*"
+    targets: [{app: "{name}", resource_group: RG}]
+    rollout: {strategy: blue-green, label: green, production_label: blue, previous_label: previous}
+    smoke: [{path: /healthz, retries: 1, backoff: 100ms}]
   - name: quick
     repository: "*"
     tags: "semver:*"

@@ -21,7 +21,10 @@ HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 ROLLOUT_KEYS = ("strategy", "steps", "bake", "ready_timeout", "keep_previous",
-                "allow_single_mode_switch", "deadline", "drift")
+                "allow_single_mode_switch", "deadline", "drift", "label", "production_label", "previous_label")
+LABEL_KEYS = ("label", "production_label", "previous_label")
+# The service's rule for label names (lowercase letters, digits, single dashes; starts with a letter).
+LABEL_NAME = re.compile(r"[a-z]([a-z0-9-]{0,62}[a-z0-9])?")
 CHECK_KEYS = ("name", "method", "path", "expect_status", "body_contains", "json", "headers",
               "timeout", "max_latency_ms", "retries", "backoff", "consecutive_passes")
 
@@ -33,8 +36,8 @@ def rollout_fields(r: FieldReader, value: Any, field: str) -> dict[str, Any]:
     f = lambda key: f"{field}.{key}"  # noqa: E731
     if "strategy" in data:
         s = data["strategy"]
-        if s not in ("all-at-once", "canary"):
-            r.problem(f("strategy"), f"must be all-at-once or canary, not {s!r}", data)
+        if s not in ("all-at-once", "canary", "blue-green"):
+            r.problem(f("strategy"), f"must be all-at-once, canary or blue-green, not {s!r}", data)
         else:
             out["strategy"] = Strategy(s)
     if "steps" in data:
@@ -55,9 +58,20 @@ def rollout_fields(r: FieldReader, value: Any, field: str) -> dict[str, Any]:
             r.problem(f("drift"), f"must be record or repair, not {d!r}", data)
         else:
             out["drift"] = DriftPolicy(d)
+    for key in LABEL_KEYS:
+        if key in data:
+            out[key] = r.attempt(lambda key=key: _label(r, data[key], f(key), data))
     if any(v is None for v in out.values()):
         raise BadValue()
     return out
+
+
+def _label(r: FieldReader, value: Any, field: str, node: Any) -> str:
+    name = r.text(value, field, node)
+    if not LABEL_NAME.fullmatch(name) or "--" in name:
+        raise r.bad(field, f"{name!r} is not a label name (lowercase letters, digits and single '-', starting "
+                           "with a letter, at most 64 characters)", node)
+    return name
 
 
 def _steps(r: FieldReader, value: Any, field: str, node: Any) -> tuple[int, ...]:
@@ -81,6 +95,9 @@ def rollout_settings(r: FieldReader, fields: dict[str, Any], smoke: Any, verify:
             raise r.bad(f"{field}.steps", "a canary needs at least one step below 100, e.g. [10, 50, 100]")
     elif fields.get("steps", (100,)) != (100,):
         raise r.bad(f"{field}.steps", "traffic steps need strategy: canary (all-at-once moves 100% at once)")
+    names = [fields.get(k, RolloutSettings.__dataclass_fields__[k].default) for k in LABEL_KEYS]
+    if len(set(names)) != len(names):
+        raise r.bad(f"{field}.label", f"label, production_label and previous_label must differ, not {names}")
     if smoke is not None:
         fields["smoke"] = tuple(smoke)
     if verify is not None:

@@ -19,6 +19,7 @@ from shared.domain import traffic
 from shared.domain.model import Deployment, DeploymentEvent, DeploymentKind, Phase
 from shared.domain.progress import Ending, EndingKind
 from shared.ports import PermanentAzureError, TransientAzureError
+from shared.services.rollout.bluegreen import BlueGreenSteps
 from shared.services.rollout.context import RolloutContext
 from shared.services.rollout.step import Step, Then, Wait, finish, recorded
 
@@ -30,6 +31,7 @@ MAX_TRANSIENT = 8  # Azure back-offs per phase before the deployment gives up
 class Endings:
     def __init__(self, ctx: RolloutContext) -> None:
         self.ctx = ctx
+        self.blue_green = BlueGreenSteps(ctx)
 
     def _decide(self, d: Deployment, ending: Ending, events: Sequence[DeploymentEvent], then: Then) -> Step:
         """Record `ending` (with `events`), then carry it out."""
@@ -122,14 +124,15 @@ class Endings:
             return ""
         apps = self.ctx.apps
         try:
+            unlabelled = self.blue_green.unlabel_new(d) if d.progress.blue_green is not None else ""
             if resumed:  # deactivated before the crash: say so, do not ask twice
                 rev = apps.get_revision(d.target, d.revision)
                 if rev is None:
                     return ""
                 if not rev.active:
-                    return f"; {d.revision} deactivated"
+                    return f"{unlabelled}; {d.revision} deactivated"
             apps.set_revision_active(d.target, d.revision, False)
-            return f"; {d.revision} deactivated"
+            return f"{unlabelled}; {d.revision} deactivated"
         except PermanentAzureError as exc:
             if exc.status == 404:
                 return ""
@@ -157,10 +160,17 @@ class Endings:
 
     def _complete_roll_back(self, d: Deployment, reason: str, resumed: bool = False) -> Step:
         table = plan.rollback_table(d)
-        self.ctx.apps.set_traffic(d.target, table)  # the same table again is harmless
-        suffix = self._deactivate_new(d, resumed)
+        suffix = self._restore_traffic(d, table)  # the same table again is harmless
+        suffix += self._deactivate_new(d, resumed)
         return self._finish(d.with_progress(ending=None), Phase.ROLLED_BACK,
                             f"{reason}; traffic back to {traffic.describe(table)}{suffix}", traffic=table)
+
+    def _restore_traffic(self, d: Deployment, table: dict[str, int]) -> str:
+        """Traffic back to `table` (blue/green: and the labels where they were); a history suffix."""
+        if d.progress.blue_green is not None:
+            return self.blue_green.restore(d, table)
+        self.ctx.apps.set_traffic(d.target, table)
+        return ""
 
     # ------------------------------------------------------------------ interruptions
     def supersede(self, d: Deployment, newer: str) -> Step:
@@ -207,8 +217,8 @@ class Endings:
             if d.phase not in plan.SHIFTED:
                 reason += self._deactivate_new(d, resumed)
             elif table := plan.rollback_table(d):
-                self.ctx.apps.set_traffic(d.target, table)  # the same table again is harmless
-                reason += f"; traffic back to {traffic.describe(table)}"
+                labels = self._restore_traffic(d, table)  # the same table again is harmless
+                reason += f"; traffic back to {traffic.describe(table)}{labels}"
         except Exception as again:  # noqa: BLE001 - recording the failure matters more
             reason += f"; could not restore the app: {type(again).__name__}"
         return self._finish(d.with_progress(ending=None), Phase.FAILED, reason)

@@ -13,9 +13,11 @@ from typing import Callable, Mapping, Sequence
 
 from shared.domain import rollout as plan
 from shared.domain import traffic
+from shared.domain.labels import describe as describe_labels
 from shared.domain.model import AppState, Deployment, DeploymentEvent, DeploymentKind, Phase
 from shared.domain.progress import CheckKind, TrafficRequest
 from shared.ports import ConcurrencyError, PermanentAzureError, TransientAzureError
+from shared.services.rollout import bluegreen
 from shared.services.rollout.checks import CheckRunner, url
 from shared.services.rollout.context import RolloutContext
 from shared.services.rollout.endings import Endings
@@ -36,6 +38,7 @@ class Phases:
         self.ctx = ctx
         self.endings = endings
         self.checks = CheckRunner(ctx)
+        self.blue_green = endings.blue_green
         self._handlers: dict[Phase, Callable[[Deployment], Step]] = {
             Phase.CREATING_REVISION: self._create,
             Phase.WAITING_READY: self._wait_ready,
@@ -95,6 +98,10 @@ class Phases:
             return not_yet
         info = self.ctx.apps.get_app(d.target)
         d = d.with_progress(waiting_for="", app_fqdn=info.fqdn)
+        if bluegreen.applies(d, info):
+            d, refusal = self.blue_green.claim(d, info)
+            if refusal:
+                return finish(d, Phase.FAILED, refusal, now)
         if d.kind == DeploymentKind.ROLLBACK:
             pin = traffic.serving(info.traffic)
             d = d.evolve(previous_traffic=d.previous_traffic or pin).with_progress(
@@ -116,6 +123,9 @@ class Phases:
         message = f"took the app; creating {name} at 0 % beside {traffic.describe(pin)}"
         if switch:
             message += " (switching the app to Multiple revision mode, as its rule allows)"
+        if d.progress.blue_green is not None:
+            message += (f"; blue/green: smoke checks on label {d.rollout.label}, then label "
+                        f"{d.rollout.production_label} moves to it")
         return to_phase(d, Phase.CREATING_REVISION, message, now, traffic=pin)
 
     def _take_app(self, d: Deployment, now: datetime) -> Step | None:
@@ -164,9 +174,10 @@ class Phases:
     def _create(self, d: Deployment) -> Step:
         """CREATING_REVISION: one PATCH (idempotent: an existing revision of that name is reused)."""
         now = self.ctx.clock()
+        label = self.blue_green.target_label(d)
         name = self.ctx.apps.create_revision(
             d.target, d.image, d.progress.suffix or d.revision.split("--", 1)[-1], d.previous_traffic,
-            switch_to_multiple=d.progress.switch_mode,
+            switch_to_multiple=d.progress.switch_mode, **({"target_label": label} if label else {}),
         )
         d = d.evolve(revision=name).with_progress(ready_by=now + timedelta(seconds=d.rollout.ready_timeout_s))
         return to_phase(d, Phase.WAITING_READY, f"created {name} with {d.image} (0 % traffic)", now)
@@ -192,6 +203,14 @@ class Phases:
                 d = d.with_progress(activated=True)
                 return recorded(d, plan.note(d, f"activated {d.revision}", now), next=Then(activate))
             return activate(d)
+        if rev is not None and rev.ready and d.progress.blue_green is not None and d.kind == DeploymentKind.PUSH:
+            label = d.rollout.label
+            host = self.blue_green.label_new(d)
+            if not host:
+                return self.endings.fail_before_shift(d, f"label {label} on {d.revision} has no URL to check")
+            d = d.with_progress(fqdn=host)
+            return to_phase(d, Phase.SMOKE_TESTING, f"{d.revision} is ready; label {label} is on it at {host}",
+                            now, fqdn=host, label=label)
         if rev is not None and rev.ready:
             d = d.with_progress(fqdn=rev.fqdn)
             return to_phase(d, Phase.SMOKE_TESTING, f"{d.revision} is ready at {rev.fqdn}", now, fqdn=rev.fqdn)
@@ -234,11 +253,12 @@ class Phases:
         steps = plan.shift_steps(d.rollout)
         index = min(d.step, len(steps) - 1)
         table = traffic.canary(d.previous_traffic, d.revision, steps[index])
+        labels = {"labels": self.blue_green.promotion(d)} if d.progress.blue_green is not None else {}
         requested = d.progress.traffic_requested
         if not (requested is not None and requested.step == index and dict(requested.table) == table):
             requested = None
         if requested is None:
-            applied = c.apps.set_traffic(d.target, table, wait_s=SHIFT_INLINE_S)
+            applied = c.apps.set_traffic(d.target, table, wait_s=SHIFT_INLINE_S, **labels)
             reissued = False
         else:
             info = c.apps.get_app(d.target)
@@ -249,13 +269,15 @@ class Phases:
                 info.provisioning_state.lower() in ("", "succeeded")
             reissued = not applied
             if reissued:
-                applied = c.apps.set_traffic(d.target, table, wait_s=SHIFT_INLINE_S)
+                applied = c.apps.set_traffic(d.target, table, wait_s=SHIFT_INLINE_S, **labels)
         if not applied:
             return self._traffic_pending(d, table, index, steps, now, requested, reissued)
         final = index == len(steps) - 1
         bake = 0.0 if final else max(d.rollout.bake_s, 0.0)
         d = d.with_progress(traffic_requested=None, verify_after=now + timedelta(seconds=bake), verify=None)
         message = f"{_step_label(index, steps)}traffic now {traffic.describe(table)}"
+        if labels:
+            message += f"; labels {describe_labels(labels['labels'])}"
         if bake:
             message += f"; baking {bake:g} s before verifying"
         return to_phase(d, Phase.VERIFYING, message, now, traffic=table, step=index)
