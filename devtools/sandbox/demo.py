@@ -6,6 +6,8 @@
      orders-api:1.5.0          a release      -> goes live on orders-api
      orders-api:1.6.0-rc.1     a pre-release  -> goes to orders-api-staging only
      payments-api:2.1.0        a release      -> canary 25 % -> 100 % on payments-api
+     catalog-api:3.1.0         a release      -> blue/green (Labels mode): checked on its green label,
+                                                 then the blue label moves to it, the old one keeps previous
      orders-api:1.5.1 broken   answers 500    -> smoke checks fail, never receives traffic
 3. show each deployment moving through its phases (the history API, polled), then the history
    table and what each app now serves (its own HTTPS URL);
@@ -29,7 +31,7 @@ from devtools.sandbox.sandbox import Sandbox, SandboxError
 
 PHASE_STYLE = {"succeeded": "bold green", "failed": "bold red", "rolled_back": "yellow",
                "superseded": "dim", "skipped": "dim"}
-APPS = ("orders-api", "orders-api-staging", "payments-api", "payments-api-staging")
+APPS = ("orders-api", "orders-api-staging", "payments-api", "payments-api-staging", "catalog-api")
 
 
 @dataclass
@@ -56,6 +58,7 @@ def samples() -> list[Sample]:
         Sample("orders-api:1.5.0", "ok", "orders-api", "succeeded", "release: goes live"),
         Sample("orders-api:1.6.0-rc.1", "ok", "orders-api-staging", "succeeded", "pre-release: staging only"),
         Sample("payments-api:2.1.0", "ok", "payments-api", "succeeded", "release: canary 25% -> 100%"),
+        Sample("catalog-api:3.1.0", "ok", "catalog-api", "succeeded", "release: blue/green, green -> blue"),
         Sample("orders-api:1.5.1", "broken", "orders-api", "failed", "broken: smoke fails, no traffic", wave=2),
     ]
 
@@ -146,8 +149,9 @@ def _distinct(answers: list[dict]) -> list[dict]:
     return out
 
 
-def check_expectations(rows: list[Sample], seen: dict[str, dict], answers: dict[str, list[dict]]) -> list[str]:
-    """What the demo promises, each as a failure message when it does not hold."""
+def check_expectations(rows: list[Sample], seen: dict[str, dict], answers: dict[str, list[dict]],
+                       labels: dict[str, str] | None = None) -> list[str]:
+    """What the demo promises, each as a failure message when it does not hold (`labels`: catalog-api's)."""
     failures = []
     by_ref = {s.ref: s for s in rows}
     for sample in rows:
@@ -167,6 +171,7 @@ def check_expectations(rows: list[Sample], seen: dict[str, dict], answers: dict[
         ("orders-api", by_ref["orders-api:1.5.0"], "the release must be live"),
         ("orders-api-staging", by_ref["orders-api:1.6.0-rc.1"], "the pre-release must be live on staging"),
         ("payments-api", by_ref["payments-api:2.1.0"], "the canary must end at 100 %"),
+        ("catalog-api", by_ref["catalog-api:3.1.0"], "blue/green must end with blue on the new revision"),
     ]
     for app, sample, why in expectations:
         if served(app) != {sample.digest}:
@@ -175,7 +180,11 @@ def check_expectations(rows: list[Sample], seen: dict[str, dict], answers: dict[
         failures.append("orders-api served the broken image: it must never receive traffic")
     if by_ref["orders-api:1.6.0-rc.1"].digest in served("orders-api"):
         failures.append("orders-api served the pre-release: pre-releases must stay on staging")
-    if any(a.get("status") != 200 for app in ("orders-api", "orders-api-staging", "payments-api")
+    catalog = str((seen.get("catalog-api:3.1.0") or {}).get("revision") or "")
+    wanted = {"blue": catalog, "previous": "catalog-api--seed"}
+    if labels is not None and {k: labels.get(k) for k in wanted} != wanted:
+        failures.append(f"catalog-api labels are {labels}, not {wanted}: blue must move, previous keep the old one")
+    if any(a.get("status") != 200 for app in ("orders-api", "orders-api-staging", "payments-api", "catalog-api")
            for a in answers.get(app, [])):
         failures.append("an app answered with an error to its users")
     return failures
@@ -224,7 +233,9 @@ def run_demo(directory: Path, *, rules_file: str | None = None, schema: str = "e
             digests = {s.digest: f"{s.ref} ({s.variant})" for s in rows}
             serving, answers = _serving(client, digests)
             console.print(serving)
-            failures = check_expectations(rows, seen, answers)
+            catalog_labels = client.labels("catalog-api")
+            console.print(f"catalog-api labels: {catalog_labels}")
+            failures = check_expectations(rows, seen, answers, catalog_labels)
     except StuckError as exc:
         failures = [str(exc)]
     except KeyboardInterrupt:
@@ -242,5 +253,5 @@ def run_demo(directory: Path, *, rules_file: str | None = None, schema: str = "e
             console.print(f"  - {failure}")
         return 1
     console.print("[bold green]demo passed:[/] the release is live, the pre-release went to staging, the canary "
-                  "completed, and the broken image failed its smoke checks without receiving traffic")
+                  "completed, blue/green moved catalog-api's blue label, and the broken image failed its smoke checks without receiving traffic")
     return 0

@@ -136,6 +136,18 @@ class SandboxClient:
             raise StuckError(f"app {app} has no ingress FQDN")
         return fqdn
 
+    def labels(self, app: str) -> dict[str, str]:
+        """The app's traffic labels as ARM reports them: label -> revision."""
+        e = self.endpoints
+        url = (f"{e['arm_url']}/subscriptions/{e['subscription_id']}/resourceGroups/{e['resource_group']}"
+               f"/providers/Microsoft.App/containerApps/{app}")
+        response = self._tls.get(url, params={"api-version": ARM_API_VERSION},
+                                 headers={"Authorization": "Bearer sandbox"})
+        response.raise_for_status()
+        ingress = ((response.json().get("properties") or {}).get("configuration") or {}).get("ingress") or {}
+        return {str(t["label"]): str(t.get("revisionName") or "") for t in ingress.get("traffic") or []
+                if t.get("label")}
+
     def serves(self, app: str, requests: int = 1) -> list[dict[str, Any]]:
         """GET https://<fqdn>/ `requests` times: what the app's users get (JSON: app, revision, image)."""
         base = f"https://{self.app_fqdn(app)}"
