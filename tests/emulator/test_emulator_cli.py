@@ -75,7 +75,11 @@ def test_cli_start_seed_sigterm(tmp_path):
             base_url, ca_path = url, str(tls / "ca.pem")
         with make_client(Emu) as client:
             apps = {a.name: a for a in client.container_apps.list_by_subscription()}
-            assert set(apps) == {"orders-api", "billing-worker", "ledger-api", "admin-api"}
+            assert set(apps) == {"orders-api", "catalog-api", "billing-worker", "ledger-api", "admin-api"}
+            catalog = apps["catalog-api"].properties.configuration
+            assert catalog.active_revisions_mode == "Labels"
+            assert [(t.label, t.revision_name, t.weight) for t in catalog.ingress.traffic] == [
+                ("blue", "catalog-api--v3-0-0", 100)]
             assert apps["billing-worker"].properties.configuration.ingress is None
             assert ".internal." in apps["ledger-api"].properties.configuration.ingress.fqdn
             assert apps["orders-api"].tags["acr-deploy.repository"] == "orders-api"
@@ -166,7 +170,7 @@ def test_cli_state_file_survives_sigterm_and_restart(tmp_path):
             assert {name: p.traffic_weight for name, p in after.items()} == {
                 "orders-api--v1-0-0": 70, "orders-api--v2": 30}
             assert {a.name for a in client.container_apps.list_by_subscription()} == {
-                "orders-api", "billing-worker", "ledger-api", "admin-api"}
+                "orders-api", "catalog-api", "billing-worker", "ledger-api", "admin-api"}
             label = {t["label"]: t["fqdn"] for t in app.properties.configuration.ingress.traffic if t.get("label")}
         with httpx.Client(verify=ssl.create_default_context(cafile=Emu.ca_path), timeout=5) as http:
             assert http.get(f"https://{after['orders-api--v2'].fqdn}/").json()["revision"] == "orders-api--v2"

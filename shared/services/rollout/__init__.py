@@ -9,6 +9,7 @@ Read in this order (docs/architecture.md section 5 follows one message through t
     phases.py           Phases: one step (deadline, ownership, supersede) and each phase's handler
     checks.py           CheckRunner: smoke / verify attempts, retries, back-off
     endings.py          Endings: succeed, fail, roll back, supersede, expire, Azure errors, give up
+    bluegreen.py        BlueGreenSteps: what a blue/green (traffic label) rollout does differently
     records.py          Recorder: save (ETag + crash hook), schedule wake-ups, release the app, publish
     sweep.py            Sweeper: deadlines, lost messages, apps held by finished deployments
     manual_rollback.py  RollbackRequests: manual rollback requests
