@@ -122,8 +122,8 @@ class SandboxClient:
         return f"{repository}:{tag} -> {app}: no deployment recorded after {timeout_s:.0f}s ({hint}); {where}"
 
     # ------------------------------------------------------------------ what apps serve
-    def app_fqdn(self, app: str) -> str:
-        """The app's ingress FQDN as ARM reports it (the emulator answers `localhost:PORT`)."""
+    def _ingress(self, app: str) -> dict[str, Any]:
+        """The app's `configuration.ingress` as ARM reports it."""
         e = self.endpoints
         url = (f"{e['arm_url']}/subscriptions/{e['subscription_id']}/resourceGroups/{e['resource_group']}"
                f"/providers/Microsoft.App/containerApps/{app}")
@@ -131,21 +131,18 @@ class SandboxClient:
         response = self._tls.get(url, params={"api-version": ARM_API_VERSION},
                                  headers={"Authorization": "Bearer sandbox"})
         response.raise_for_status()
-        fqdn = (((response.json().get("properties") or {}).get("configuration") or {}).get("ingress") or {}).get("fqdn")
+        return ((response.json().get("properties") or {}).get("configuration") or {}).get("ingress") or {}
+
+    def app_fqdn(self, app: str) -> str:
+        """The app's ingress FQDN as ARM reports it (the emulator answers `localhost:PORT`)."""
+        fqdn = self._ingress(app).get("fqdn")
         if not fqdn:
             raise StuckError(f"app {app} has no ingress FQDN")
         return fqdn
 
     def labels(self, app: str) -> dict[str, str]:
         """The app's traffic labels as ARM reports them: label -> revision."""
-        e = self.endpoints
-        url = (f"{e['arm_url']}/subscriptions/{e['subscription_id']}/resourceGroups/{e['resource_group']}"
-               f"/providers/Microsoft.App/containerApps/{app}")
-        response = self._tls.get(url, params={"api-version": ARM_API_VERSION},
-                                 headers={"Authorization": "Bearer sandbox"})
-        response.raise_for_status()
-        ingress = ((response.json().get("properties") or {}).get("configuration") or {}).get("ingress") or {}
-        return {str(t["label"]): str(t.get("revisionName") or "") for t in ingress.get("traffic") or []
+        return {str(t["label"]): str(t.get("revisionName") or "") for t in self._ingress(app).get("traffic") or []
                 if t.get("label")}
 
     def serves(self, app: str, requests: int = 1) -> list[dict[str, Any]]:
