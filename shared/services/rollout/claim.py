@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 from shared.domain.model import Deployment, Target
 from shared.ports import AppInfo, ContainerAppsPort, DeploymentRepository, RevisionInfo
@@ -77,14 +77,19 @@ class ClaimedApps:
         return self.apps.get_revision(target, revision)
 
     # ---- writes
+    # Blue/green's options (`target_label`, `labels`) are passed on only when set: ports without them
+    # (the unit tests' fakes) keep working for every other rollout.
     def create_revision(self, target: Target, image: str, suffix: str, pin_traffic: dict[str, int],
-                        switch_to_multiple: bool = False) -> str:
+                        switch_to_multiple: bool = False, target_label: str = "") -> str:
         self._check(target)
-        return self.apps.create_revision(target, image, suffix, pin_traffic, switch_to_multiple)
+        extra = {"target_label": target_label} if target_label else {}
+        return self.apps.create_revision(target, image, suffix, pin_traffic, switch_to_multiple, **extra)
 
-    def set_traffic(self, target: Target, weights: dict[str, int], wait_s: float | None = None) -> bool:
+    def set_traffic(self, target: Target, weights: dict[str, int], wait_s: float | None = None,
+                    labels: Mapping[str, str] | None = None) -> bool:
         self._check(target)
-        return self.apps.set_traffic(target, weights, wait_s)
+        extra = {"labels": labels} if labels is not None else {}
+        return self.apps.set_traffic(target, weights, wait_s, **extra)
 
     def set_revision_active(self, target: Target, revision: str, active: bool) -> None:
         self._check(target)
