@@ -12,7 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.adapters.tables import TableStore
-from shared.domain.model import IgnoredEvent
+from shared.domain.model import (
+    AppState, Deployment, DeploymentEvent, IgnoredEvent, ImagePush, Phase, PlannedDeployment, RolloutSettings,
+    SmokeCheck, Target,
+)
 from shared.http_api import HistoryApi
 
 NOW = datetime(2024, 5, 2, 12, 0, tzinfo=timezone.utc)
@@ -125,3 +128,25 @@ def test_no_query_parameter_of_any_route_ever_gets_a_500(table_store, request):
         assert result.body["error"]
     for app, to_revision, resource_group, requested_by in rollout.calls:  # what did get through is valid
         assert isinstance(requested_by, str) and 0 < len(requested_by) <= 128
+
+
+def test_no_record_path_stores_a_smoke_check_credential(table_store):
+    """Settings built in code (not through the rules loader) with credentials: the stored record
+    and every answer of the API carry them masked."""
+    rollout = RolloutSettings(smoke=(SmokeCheck(path="/h?code=hunter2", headers=(("X-Functions-Key", "hunter2"),)),),
+                              verify=(SmokeCheck(path="/v?sv=1&sig=hunter2"),))
+    push = ImagePush("cred1", "/t", NOW, "demo.azurecr.io", "creds-api", "1.0.0", "sha256:" + "a" * 64)
+    d = Deployment.from_plan(PlannedDeployment(push, Target("s", "rg", "creds-api"), "r1", "rules", "prod",
+                                               rollout=rollout), now=NOW).evolve(phase=Phase.QUEUED)
+    table_store.create_deployment(d, DeploymentEvent(d.id, NOW, Phase.QUEUED, "queued"),
+                                  AppState(target=d.target, environment="prod"))
+    table_store.flush_index()
+    answers = [api(table_store).handle("list_deployments", params={"app": "creds-api"}),
+               api(table_store).handle("list_deployments", params={"since": "2024-05-01T00:00:00Z"}),
+               api(table_store).handle("get_deployment", route_params={"id": d.id}),
+               api(table_store).handle("get_app", route_params={"app": "creds-api"})]
+    for answer in answers:
+        assert answer.status == 200 and "creds-api" in json.dumps(answer.body)
+        assert "hunter2" not in json.dumps(answer.body)
+    stored = table_store.get_deployment(d.id, app="creds-api")
+    assert "hunter2" not in repr(stored.rollout)
