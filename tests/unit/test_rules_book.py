@@ -72,7 +72,7 @@ def test_the_convention_needs_its_settings():
     assert book.rules == ()
 
 
-def test_file_and_tag_rules_plan_together_and_file_rules_keep_a_shared_target():
+def test_file_and_tag_rules_plan_together_and_a_tagged_app_is_planned_by_its_tags():
     directory = FakeDirectory([
         app("orders-api", {"acr-deploy.repository": "orders-api", "acr-deploy.tags": "semver"}),
         app("orders-api-canary", {"acr-deploy.repository": "orders-api"}),
@@ -80,10 +80,38 @@ def test_file_and_tag_rules_plan_together_and_file_rules_keep_a_shared_target():
     book = RuleBook.from_settings(settings(), directory=directory, background=False)
     result = book.plan(push("orders-api", "1.2.3"))
     assert [(d.target.app, d.source) for d in result.deployments] == [
-        ("orders-api", "convention"), ("orders-api-canary", "tags")
+        ("orders-api", "tags"), ("orders-api-canary", "tags")
     ]
-    duplicate = next(d for d in result.decisions if d.rule == "tags:orders-api")
-    assert not duplicate.matched and "already planned by rule 'convention'" in duplicate.reason
+    convention = next(d for d in result.decisions if d.rule == "convention")
+    assert not convention.matched and convention.stage == "governed"
+    assert "governed by its acr-deploy.* resource tags alone (rule 'tags:orders-api')" in convention.reason
+
+
+def test_an_app_governed_by_its_tags_never_gets_what_they_refuse(tmp_path):
+    """semver:1.x on the app's tags: 2.0.0 goes nowhere, neither by the convention nor by a file rule."""
+    directory = FakeDirectory([app("orders-api", {"acr-deploy.repository": "orders-api",
+                                                  "acr-deploy.tags": "semver:1.x"})])
+    convention = RuleBook.from_settings(settings(), directory=directory, background=False)
+    (tmp_path / "rules.yaml").write_text(RULES)
+    rules_file = RuleBook.from_settings(settings(ACR_DEPLOY_RULES_FILE="rules.yaml"), directory=directory,
+                                        root=tmp_path, background=False)
+    for book, other in ((convention, "convention"), (rules_file, "orders")):
+        refused = book.explain(push("orders-api", "2.0.0"))
+        assert refused.result.deployments == []
+        by_rule = {d["rule"]: d for d in refused.to_dict()["decisions"]}
+        assert by_rule["tags:orders-api"]["stage"] == "tag"
+        assert by_rule[other]["stage"] == "governed" and "tags:orders-api" in by_rule[other]["reason"]
+        assert "governed by its acr-deploy.* resource tags" in refused.to_dict()["summary"]
+        (accepted,) = book.plan(push("orders-api", "1.4.0")).deployments
+        assert accepted.source == "tags"
+
+
+def test_an_app_with_broken_tags_is_still_governed_by_them():
+    directory = FakeDirectory([app("orders-api", {"acr-deploy.tags": "semver:1.x"})])  # no repository tag
+    book = RuleBook.from_settings(settings(), directory=directory, background=False)
+    result = book.plan(push("orders-api", "1.0.0"))
+    assert result.deployments == []
+    assert "governed" in result.reason()
 
 
 def test_discovery_is_off_when_settings_turn_it_off():
