@@ -98,6 +98,12 @@ class Container:
         return DriftReconciler(self.store, self.container_apps, repair)
 
     @cached_property
+    def retention(self):
+        from shared.services.retention import RetentionPurger
+
+        return RetentionPurger(self.store, self.settings.retention_days)
+
+    @cached_property
     def api(self):
         from shared.http_api import HistoryApi
 

@@ -107,6 +107,14 @@ class HistoryReader(Protocol):
     def list_ignored(self, since: datetime, until: datetime, limit: int = 100) -> Page: ...
 
 
+class RecordRetention(Protocol):
+    """Purging what only records (dismissed events, the cross-app index): never a deployment's own rows."""
+
+    def purge_records(self, before: datetime, limit: int = 1000) -> int:
+        """Delete up to `limit` record-only rows of days before `before`; returns how many."""
+        ...
+
+
 # --------------------------------------------------------------------------- rollout queue
 
 
