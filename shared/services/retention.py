@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
 
@@ -23,16 +24,15 @@ BATCH = 1000  # rows per run: one sweep stays short
 INTERVAL_S = 3600.0
 
 
+@dataclass
 class RetentionPurger:
-    def __init__(self, store: RecordRetention, days: int, *, batch: int = BATCH, interval_s: float = INTERVAL_S,
-                 clock: Callable[[], datetime] = utcnow, monotonic: Callable[[], float] = time.monotonic) -> None:
-        self.store = store
-        self.days = days
-        self.batch = batch
-        self.interval_s = interval_s
-        self.clock = clock
-        self.monotonic = monotonic
-        self._next_run = float("-inf")
+    store: RecordRetention
+    days: int
+    batch: int = BATCH
+    interval_s: float = INTERVAL_S
+    clock: Callable[[], datetime] = utcnow
+    monotonic: Callable[[], float] = time.monotonic
+    _next_run: float = field(default=float("-inf"), init=False)
 
     def purge(self) -> int:
         """One bounded batch when due; returns the rows deleted (0 when not due)."""
