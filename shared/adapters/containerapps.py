@@ -37,7 +37,7 @@ from azure.core.exceptions import (
 )
 
 from shared.domain.model import Target
-from shared.ports import AppInfo, PermanentAzureError, RevisionInfo, TransientAzureError
+from shared.ports import AppInfo, PermanentAzureError, Precondition, RevisionInfo, TransientAzureError
 
 __all__ = ["ContainerAppsAdapter", "PermanentAzureError", "TransientAzureError"]
 
@@ -287,7 +287,7 @@ class ContainerAppsAdapter:
     # ------------------------------------------------------------------ writes
     def create_revision(
         self, target: Target, image: str, suffix: str, pin_traffic: dict[str, int],
-        switch_to_multiple: bool = False,
+        switch_to_multiple: bool = False, precondition: Precondition | None = None,
     ) -> str:
         """ONE PATCH: the template with the pushed image in the right container plus the
         revisionSuffix, and ingress traffic pinned to `pin_traffic` so the new revision starts at
@@ -315,6 +315,8 @@ class ContainerAppsAdapter:
         if configuration:
             body["properties"]["configuration"] = configuration
         client = self._client(target.subscription_id)
+        if precondition is not None:  # after the reads above, which may have waited: right before sending
+            precondition()
         try:
             self._call(f"create revision {name}", lambda: client.container_apps.begin_update(
                 target.resource_group, target.app, body, polling=False, **WRITE_OPTIONS))
@@ -344,7 +346,8 @@ class ContainerAppsAdapter:
                 "container to update", 400)
         return 0
 
-    def set_traffic(self, target: Target, weights: dict[str, int], wait_s: float | None = None) -> bool:
+    def set_traffic(self, target: Target, weights: dict[str, int], wait_s: float | None = None,
+                    precondition: Precondition | None = None) -> bool:
         """PATCH the traffic table (pinned by name, the app's labels kept) without the SDK's poller,
         then read the app until it shows the change applied (`provisioningState` Succeeded and these
         weights), every `poll_interval_s`: up to `lro_timeout_s` when `wait_s` is None (not seen
@@ -358,6 +361,8 @@ class ContainerAppsAdapter:
             "properties": {"configuration": {"ingress": {"traffic": traffic_with_labels(current, weights)}}},
         }
         client = self._client(target.subscription_id)
+        if precondition is not None:
+            precondition()
         self._call(f"set traffic on {target.app}", lambda: client.container_apps.begin_update(
             target.resource_group, target.app, body, polling=False, **WRITE_OPTIONS))
         limit = self.lro_timeout_s if wait_s is None else max(float(wait_s), 0.0)
@@ -387,7 +392,8 @@ class ContainerAppsAdapter:
                 return False
             time.sleep(min(self.poll_interval_s, remaining))
 
-    def set_revision_active(self, target: Target, revision: str, active: bool) -> None:
+    def set_revision_active(self, target: Target, revision: str, active: bool,
+                            precondition: Precondition | None = None) -> None:
         """Activate or deactivate one revision. The service deactivates a revision that still
         receives traffic (Revisions_Deactivate example; azure-container-apps#410, #1345), so the
         adapter reads the app first and refuses that itself: a deactivation never cuts live traffic."""
@@ -398,6 +404,8 @@ class ContainerAppsAdapter:
                     f"refusing to deactivate {revision}: it still receives {weight} % of {target.app}'s traffic",
                     status=409, code="RevisionHasTraffic")
         client = self._client(target.subscription_id)
+        if precondition is not None:
+            precondition()
         ops = client.container_apps_revisions
         action = ops.activate_revision if active else ops.deactivate_revision
         verb = "activate" if active else "deactivate"
