@@ -262,9 +262,11 @@ class Sandbox:
         offset = log.stat().st_size if log.exists() else 0
         rbac_args: list[str] = []
         if self.rbac:
-            (emu_dir / "rbac.yaml").write_text(yaml.safe_dump([{
-                "principal": "*", "scope": f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{RESOURCE_GROUP}",
-                "role_bicep": str(ROOT / "infra" / "app" / "containerapps-role.bicep")}]))
+            scope = f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{RESOURCE_GROUP}"
+            (emu_dir / "rbac.yaml").write_text(yaml.safe_dump([  # infra/app/containerapps-role-assignment.bicep
+                {"principal": "*", "scope": scope,
+                 "role_bicep": str(ROOT / "infra" / "app" / "containerapps-role.bicep")},
+                {"principal": "*", "scope": scope, "builtin_role": "Monitoring Reader"}]))
             rbac_args = ["--rbac", str(emu_dir / "rbac.yaml")]
         self.procs.spawn("emulator", [
             sys.executable, "-m", "devtools.aca_emulator", "--host", HOST, "--port", "0",
