@@ -56,6 +56,18 @@ class Container:
 
         return build_publisher(self.settings)
 
+    @cached_property
+    def request_metrics(self):  # RequestMetrics (Azure Monitor): canary analysis
+        from shared.adapters.monitor import MonitorMetricsAdapter
+
+        return MonitorMetricsAdapter.from_settings(self.settings, self.credential)
+
+    @cached_property
+    def telemetry(self):  # installed as the process's by get_container(); off: nothing imported
+        from shared import telemetry
+
+        return telemetry.from_settings(self.settings)
+
     # ---- services -----------------------------------------------------------------------
     @cached_property
     def rules(self):  # the loaded rule set (fails loudly at start-up when broken)
@@ -113,7 +125,10 @@ def get_container() -> Container:
     global _container
     with _lock:
         if _container is None:
+            from shared import telemetry
+
             _container = Container()
+            telemetry.install(_container.telemetry)
         return _container
 
 

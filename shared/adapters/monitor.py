@@ -51,9 +51,9 @@ class MonitorMetricsAdapter:
 
     @classmethod
     def from_settings(cls, settings: Any, credential: Any, **client_options: Any) -> "MonitorMetricsAdapter":
-        from azure.mgmt.monitor import MonitorManagementClient
-
         def factory(subscription_id: str) -> Any:
+            from azure.mgmt.monitor import MonitorManagementClient  # imported on the first metrics read
+
             return MonitorManagementClient(
                 credential, subscription_id, base_url=settings.arm_endpoint,
                 connection_verify=settings.arm_ca_bundle or True,
