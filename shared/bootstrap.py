@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # the adapters and services are imported on first use, not at
     from azure.core.credentials import TokenCredential
 
     from shared.adapters.containerapps import ContainerAppsAdapter
+    from shared.adapters.monitor import MonitorMetricsAdapter
     from shared.adapters.queues import StorageRolloutQueue
     from shared.adapters.smoke import HttpSmokeProbe
     from shared.adapters.tables import TableStore
@@ -26,6 +27,7 @@ if TYPE_CHECKING:  # the adapters and services are imported on first use, not at
     from shared.services.intake import IntakeService
     from shared.services.rollout import RolloutWorker
     from shared.services.rulesource import RuleBook
+    from shared.telemetry import Telemetry
 
 
 class Container:
@@ -72,13 +74,13 @@ class Container:
         return build_publisher(self.settings)
 
     @cached_property
-    def request_metrics(self):  # RequestMetrics (Azure Monitor): canary analysis
+    def request_metrics(self) -> MonitorMetricsAdapter:  # RequestMetrics (Azure Monitor): canary analysis
         from shared.adapters.monitor import MonitorMetricsAdapter
 
         return MonitorMetricsAdapter.from_settings(self.settings, self.credential)
 
     @cached_property
-    def telemetry(self):  # installed as the process's by get_container(); off: nothing imported
+    def telemetry(self) -> Telemetry:  # installed as the process's by get_container(); off: nothing imported
         from shared import telemetry
 
         return telemetry.from_settings(self.settings)
@@ -113,6 +115,7 @@ class Container:
             probe=self.probe,
             publisher=self.publisher,
             recover=lambda deployment: ensure_recorded(store, deployment),
+            metrics=self.request_metrics,
         )
 
     @cached_property

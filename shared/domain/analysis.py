@@ -177,6 +177,7 @@ class AnalysisRun:
     passed: int = 0
     failed: int = 0
     inconclusive: int = 0
+    done: bool = False  # the step's analysis passed (its verify checks come next)
 
     def window_end(self, s: AnalysisSettings) -> datetime:
         return self.window_start + timedelta(seconds=s.window_s)
@@ -187,14 +188,17 @@ class AnalysisRun:
 
     def to_dict(self) -> dict:
         return {"window_start": self.window_start.isoformat(), "passed": self.passed, "failed": self.failed,
-                "inconclusive": self.inconclusive}
+                "inconclusive": self.inconclusive, "done": self.done}
 
     @classmethod
     def from_dict(cls, data: Mapping | None) -> "AnalysisRun | None":
         if not data or not data.get("window_start"):
             return None
-        return cls(datetime.fromisoformat(str(data["window_start"])), int(data.get("passed", 0)),
-                   int(data.get("failed", 0)), int(data.get("inconclusive", 0)))
+        try:
+            return cls(datetime.fromisoformat(str(data["window_start"])), int(data.get("passed", 0)),
+                       int(data.get("failed", 0)), int(data.get("inconclusive", 0)), bool(data.get("done")))
+        except (TypeError, ValueError):
+            return None  # a fact that does not read is absent (as the progress codec treats them)
 
 
 def first_window(s: AnalysisSettings, traffic_at: datetime) -> AnalysisRun:
@@ -224,7 +228,7 @@ def after_window(s: AnalysisSettings, run: AnalysisRun, verdict: WindowVerdict) 
     if run.failed >= s.failed_windows:
         return run, StepDecision.FAILED
     if run.passed >= s.windows:
-        return run, StepDecision.PASSED
+        return replace(run, done=True), StepDecision.PASSED
     return run, StepDecision.NEXT_WINDOW
 
 

@@ -140,7 +140,7 @@ class IntakeService:
         # The start message carries this span's context: the rollout's steps continue the push's trace.
         with telemetry.current().span("acr_deploy.intake.target", telemetry.deployment_attributes(deployment)):
             outcome = _record(self.store, Candidate.from_plan(plan), deployment, first, now,
-                              before_write=lambda: self.queue.send(telemetry.with_trace(start_message(deployment))))
+                              before_write=lambda: self.queue.send(start_message(deployment)))
         verdict, reason = outcome
         if verdict in (IntakeVerdict.DUPLICATE, IntakeVerdict.OLDER):
             self._record_ignored(_skip_record(plan.push, plan.target.app, reason))

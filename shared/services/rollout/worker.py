@@ -20,7 +20,8 @@ from typing import Any, Callable, Mapping
 
 from shared.domain.model import Deployment, utcnow
 from shared.ports import (
-    ConcurrencyError, ContainerAppsPort, DeploymentStore, OutcomePublisher, RolloutQueue, SmokeProbe,
+    ConcurrencyError, ContainerAppsPort, DeploymentStore, OutcomePublisher, RequestMetrics, RolloutQueue,
+    SmokeProbe,
 )
 from shared.services.rollout.context import Recover, RolloutContext
 from shared.services.rollout.endings import Endings
@@ -54,11 +55,12 @@ class RolloutWorker:
         monotonic: Callable[[], float] = time.monotonic,
         on_saved: Callable[[Deployment], None] | None = None,
         recover: Recover | None = None,
+        metrics: RequestMetrics | None = None,
     ) -> None:
         ctx = RolloutContext(
             store=store, queue=queue, apps=apps, probe=probe, publisher=publisher, clock=clock,
             budget_s=budget_s, tick_s=tick_s, sleep=sleep, monotonic=monotonic, on_saved=on_saved,
-            recover=recover,
+            recover=recover, metrics=metrics,
         )
         self.context = ctx
         self._recorder = Recorder(ctx)
