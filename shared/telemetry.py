@@ -68,6 +68,7 @@ class OtelTelemetry(Telemetry):
         self._tracer_provider = tracer_provider
         self._meter_provider = meter_provider
         self.tracer = tracer_provider.get_tracer("acr_deploy")
+        _install_log_ids()
         self._outcomes = self._duration = None
         if meter_provider is not None:
             meter = meter_provider.get_meter("acr_deploy")
@@ -135,7 +136,7 @@ def from_settings(settings: Any) -> Telemetry:
 
         # Reads APPLICATIONINSIGHTS_CONNECTION_STRING itself; logs of `acr_deploy` go along with their trace ids.
         configure_azure_monitor(logger_name="acr_deploy")
-        return _with_log_ids(OtelTelemetry(trace.get_tracer_provider(), metrics.get_meter_provider()))
+        return OtelTelemetry(trace.get_tracer_provider(), metrics.get_meter_provider())
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
@@ -150,7 +151,7 @@ def from_settings(settings: Any) -> Telemetry:
         exporter = ConsoleSpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(exporter))
-    return _with_log_ids(OtelTelemetry(provider))
+    return OtelTelemetry(provider)
 
 
 def _trace_azure_sdk() -> None:
@@ -160,20 +161,25 @@ def _trace_azure_sdk() -> None:
     azure_settings.tracing_implementation = "opentelemetry"
 
 
-class _LogIds(logging.Filter):
-    """Puts the current deployment id and app on every `acr_deploy` log record."""
+_log_factory_installed = False
 
-    def filter(self, record: logging.LogRecord) -> bool:
+
+def _install_log_ids() -> None:
+    """Every log record made while a deployment's span is open carries its `deployment_id` and `app`
+    (a record factory: a logger's filter would miss the records of its child loggers)."""
+    global _log_factory_installed
+    if _log_factory_installed:
+        return
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
         for key, value in _ids.get().items():
             setattr(record, key, value)
-        return True
+        return record
 
-
-def _with_log_ids(t: OtelTelemetry) -> OtelTelemetry:
-    logger = logging.getLogger("acr_deploy")
-    if not any(isinstance(f, _LogIds) for f in logger.filters):
-        logger.addFilter(_LogIds())
-    return t
+    logging.setLogRecordFactory(factory)
+    _log_factory_installed = True
 
 
 def with_trace(message: dict[str, Any]) -> dict[str, Any]:

@@ -81,6 +81,18 @@ def test_a_push_is_one_trace_from_intake_through_every_rollout_step(storage_conn
     queue.client.delete_queue()
 
 
+def test_log_lines_carry_the_deployment_id_and_app(spans, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="acr_deploy"):
+        with telemetry.current().span("step", {"acr_deploy.deployment_id": "d-1", "acr_deploy.app": "orders"}):
+            logging.getLogger("acr_deploy.rollout").info("inside")
+        logging.getLogger("acr_deploy.rollout").info("outside")
+    inside, outside = caplog.records[-2:]
+    assert (inside.deployment_id, inside.app) == ("d-1", "orders")
+    assert not hasattr(outside, "deployment_id")
+
+
 def test_off_imports_nothing_of_opentelemetry():
     code = ("import sys, function_app; from shared import bootstrap; from shared.settings import Settings;"
             "t = bootstrap.Container(Settings.from_env({'ACR_DEPLOY_TELEMETRY': 'auto'})).telemetry;"
