@@ -17,10 +17,10 @@ leave as the same two exceptions (`TransientAzureError` / `PermanentAzureError`)
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+from shared.adapters.arm_clients import SubscriptionClients
 from shared.adapters.containerapps import _translate
 from shared.domain.analysis import StatusCounts, WindowMetrics
 from shared.domain.model import Target
@@ -43,10 +43,8 @@ def timespan(start: datetime, end: datetime) -> str:
 
 class MonitorMetricsAdapter:
     def __init__(self, client_factory: Callable[[str], Any], default_subscription: str | None) -> None:
-        self._factory = client_factory
+        self._clients = SubscriptionClients(client_factory, default_subscription)
         self.default_subscription = default_subscription
-        self._clients: dict[str, Any] = {}
-        self._lock = threading.Lock()
         self.calls = 0  # Monitor calls made (benchmarks: throttling limits are per subscription)
 
     @classmethod
@@ -63,17 +61,8 @@ class MonitorMetricsAdapter:
 
         return cls(factory, settings.subscription_id)
 
-    def _client(self, subscription_id: str) -> Any:
-        with self._lock:
-            if subscription_id not in self._clients:
-                self._clients[subscription_id] = self._factory(subscription_id)
-            return self._clients[subscription_id]
-
     def close(self) -> None:
-        with self._lock:
-            clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            client.close()
+        self._clients.close()
 
     def get_window_metrics(self, target: Target, start: datetime, end: datetime,
                            response_time: bool = False) -> WindowMetrics:
@@ -99,7 +88,7 @@ class MonitorMetricsAdapter:
         return WindowMetrics(start, end, {r: StatusCounts(c) for r, c in by_revision.items()}, latency)
 
     def _list(self, sub: str, uri: str, span: str, metric: str, aggregation: str, **extra: Any) -> Any:
-        client = self._client(sub)
+        client = self._clients.get(sub)
         self.calls += 1
         try:
             return client.metrics.list(uri, timespan=span, interval="PT1M", metricnames=metric,
