@@ -1,5 +1,6 @@
-"""One SDK client per subscription, built on first use and closed together: the ARM adapters' cache
-(`containerapps.py`, `monitor.py`), so a process keeps its connection pools warm between invocations."""
+"""What the ARM adapters (`containerapps.py`, `monitor.py`) share: one SDK client per subscription, built on
+first use and closed together (a process keeps its connection pools warm between invocations), and the
+client options (endpoint, CA, short retries: a step has a budget, longer waits are the worker's)."""
 
 from __future__ import annotations
 
@@ -30,3 +31,11 @@ class SubscriptionClients:
             clients, self._clients = list(self._clients.values()), {}
         for client in clients:
             client.close()
+
+
+def arm_client_options(settings: Any, **extra: Any) -> dict[str, Any]:
+    """Keyword arguments of an azure-mgmt-* client for the configured ARM endpoint (`extra`: e.g. a
+    `raw_request_hook`)."""
+    return dict(base_url=settings.arm_endpoint, connection_verify=settings.arm_ca_bundle or True,
+                retry_total=3, retry_backoff_factor=0.2, retry_backoff_max=2, connection_timeout=10,
+                read_timeout=30, **extra)

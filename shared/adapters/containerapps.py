@@ -35,7 +35,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
-from shared.adapters.arm_clients import SubscriptionClients
+from shared.adapters.arm_clients import SubscriptionClients, arm_client_options
 from shared.domain.model import Target
 from shared.ports import AppInfo, PermanentAzureError, RevisionInfo, TransientAzureError
 
@@ -188,12 +188,7 @@ class ContainerAppsAdapter:
         client_options = dict(kwargs.pop("client_options", None) or {})
 
         def factory(subscription_id: str) -> Any:
-            return ContainerAppsAPIClient(
-                credential, subscription_id, base_url=settings.arm_endpoint,
-                connection_verify=settings.arm_ca_bundle or True,
-                retry_total=3, retry_backoff_factor=0.2, retry_backoff_max=2,
-                connection_timeout=10, read_timeout=30, **client_options,
-            )
+            return ContainerAppsAPIClient(credential, subscription_id, **arm_client_options(settings, **client_options))
 
         return cls(factory, settings.subscription_id, tuple(settings.discovery_resource_groups), **kwargs)
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from shared.adapters.arm_clients import SubscriptionClients
+from shared.adapters.arm_clients import SubscriptionClients, arm_client_options
 from shared.adapters.containerapps import _translate
 from shared.domain.analysis import StatusCounts, WindowMetrics
 from shared.domain.model import Target
@@ -52,12 +52,7 @@ class MonitorMetricsAdapter:
         def factory(subscription_id: str) -> Any:
             from azure.mgmt.monitor import MonitorManagementClient  # imported on the first metrics read
 
-            return MonitorManagementClient(
-                credential, subscription_id, base_url=settings.arm_endpoint,
-                connection_verify=settings.arm_ca_bundle or True,
-                retry_total=3, retry_backoff_factor=0.2, retry_backoff_max=2,
-                connection_timeout=10, read_timeout=30, **client_options,
-            )
+            return MonitorManagementClient(credential, subscription_id, **arm_client_options(settings, **client_options))
 
         return cls(factory, settings.subscription_id)
 
