@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Generic, Protocol, TypeVar
 
+from shared.domain.analysis import WindowMetrics
 from shared.domain.model import AppState, Deployment, DeploymentEvent, IgnoredEvent, SmokeCheck, Target
 
 T = TypeVar("T")
@@ -241,3 +242,14 @@ class OutcomePublisher(Protocol):
         """Best effort: never raises (publishing failures never fail a deployment)."""
         ...
 
+
+
+# --------------------------------------------------------------------------- canary analysis (Azure Monitor)
+
+
+class RequestMetrics(Protocol):
+    def get_window_metrics(self, target: Target, start: datetime, end: datetime,
+                           response_time: bool = False) -> WindowMetrics:
+        """The app's `Requests` in [start, end) by revision and status class; with `response_time`, also
+        the app's average `ResponseTime` (None when Azure published none). Raises Transient/PermanentAzureError."""
+        ...

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import threading
 import time
 from datetime import datetime
 from typing import Any, Callable
@@ -36,6 +35,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
+from shared.adapters.arm_clients import SubscriptionClients, arm_client_options
 from shared.domain.model import Target
 from shared.ports import AppInfo, PermanentAzureError, Precondition, RevisionInfo, TransientAzureError
 
@@ -173,9 +173,7 @@ class ContainerAppsAdapter:
         poll_interval_s: float = 0.5,
         lro_timeout_s: float = 60.0,
     ) -> None:
-        self._factory = client_factory
-        self._clients: dict[str, Any] = {}
-        self._lock = threading.Lock()
+        self._clients = SubscriptionClients(client_factory, default_subscription)
         self.default_subscription = default_subscription
         self.discovery_resource_groups = discovery_resource_groups
         self.poll_interval_s = poll_interval_s
@@ -190,29 +188,15 @@ class ContainerAppsAdapter:
         client_options = dict(kwargs.pop("client_options", None) or {})
 
         def factory(subscription_id: str) -> Any:
-            return ContainerAppsAPIClient(
-                credential, subscription_id, base_url=settings.arm_endpoint,
-                connection_verify=settings.arm_ca_bundle or True,
-                retry_total=3, retry_backoff_factor=0.2, retry_backoff_max=2,
-                connection_timeout=10, read_timeout=30, **client_options,
-            )
+            return ContainerAppsAPIClient(credential, subscription_id, **arm_client_options(settings, **client_options))
 
         return cls(factory, settings.subscription_id, tuple(settings.discovery_resource_groups), **kwargs)
 
     def _client(self, subscription_id: str | None) -> Any:
-        sub = subscription_id or self.default_subscription
-        if not sub:
-            raise PermanentAzureError("no subscription id (set ACR_DEPLOY_SUBSCRIPTION_ID)", 400)
-        with self._lock:
-            if sub not in self._clients:
-                self._clients[sub] = self._factory(sub)
-            return self._clients[sub]
+        return self._clients.get(subscription_id)
 
     def close(self) -> None:
-        with self._lock:
-            clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            client.close()
+        self._clients.close()
 
     def _call(self, what: str, fn: Callable[[], Any]) -> Any:
         try:
