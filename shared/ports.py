@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, Mapping, Protocol, TypeVar
+from typing import Any, Callable, Generic, Mapping, Protocol, TypeVar
 
+from shared.domain.analysis import WindowMetrics
 from shared.domain.model import AppState, Deployment, DeploymentEvent, IgnoredEvent, SmokeCheck, Target
 
 T = TypeVar("T")
@@ -178,6 +179,9 @@ class AppInfo:
     label_fqdns: dict[str, str] = field(default_factory=dict)  # traffic label -> its own host
 
 
+Precondition = Callable[[], None]
+
+
 class ContainerAppsPort(Protocol):
     """What the rollout needs from Container Apps (adapter: azure-mgmt-appcontainers)."""
 
@@ -186,9 +190,12 @@ class ContainerAppsPort(Protocol):
     # One cheap read per readiness poll instead of the whole app.
     def get_revision(self, target: Target, revision: str) -> RevisionInfo | None: ...
 
+    # Every write takes an optional `precondition`, called right before the request is sent (after
+    # the reads a write needs): it raises to stop the write (shared/services/rollout/claim.py).
+
     def create_revision(
         self, target: Target, image: str, suffix: str, pin_traffic: dict[str, int],
-        switch_to_multiple: bool = False, target_label: str = "",
+        switch_to_multiple: bool = False, target_label: str = "", precondition: Precondition | None = None,
     ) -> str:
         """One PATCH: new template image + revisionSuffix, traffic pinned to `pin_traffic` so the
         new revision starts at 0 %. Returns the revision name `<app>--<suffix>`. Idempotent:
@@ -197,7 +204,7 @@ class ContainerAppsPort(Protocol):
         ...
 
     def set_traffic(self, target: Target, weights: dict[str, int], wait_s: float | None = None,
-                    labels: Mapping[str, str] | None = None) -> bool:
+                    labels: Mapping[str, str] | None = None, precondition: Precondition | None = None) -> bool:
         """PATCH the traffic table (pinned by name). With `wait_s=None`, wait for the operation
         (up to the adapter's LRO timeout; still running then -> TransientAzureError) and return
         True. With `wait_s`, wait at most that long: True when the operation finished, False when it
@@ -206,7 +213,8 @@ class ContainerAppsPort(Protocol):
         weight goes on its first label in this order)."""
         ...
 
-    def set_revision_active(self, target: Target, revision: str, active: bool) -> None: ...
+    def set_revision_active(self, target: Target, revision: str, active: bool,
+                            precondition: Precondition | None = None) -> None: ...
 
 
 class AppDirectory(Protocol):
@@ -239,3 +247,14 @@ class OutcomePublisher(Protocol):
         """Best effort: never raises (publishing failures never fail a deployment)."""
         ...
 
+
+
+# --------------------------------------------------------------------------- canary analysis (Azure Monitor)
+
+
+class RequestMetrics(Protocol):
+    def get_window_metrics(self, target: Target, start: datetime, end: datetime,
+                           response_time: bool = False) -> WindowMetrics:
+        """The app's `Requests` in [start, end) by revision and status class; with `response_time`, also
+        the app's average `ResponseTime` (None when Azure published none). Raises Transient/PermanentAzureError."""
+        ...

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
+from shared.domain.analysis import AnalysisSettings
 from shared.domain.credentials import redact_headers, redact_path
 from shared.domain.progress import RolloutProgress
 from shared.domain.progress_codec import progress_from_dict, progress_to_dict
@@ -141,6 +142,7 @@ class RolloutSettings:
     verify: tuple[SmokeCheck, ...] = ()  # against the app URL at each step / after the shift; empty: the smoke checks again
     deadline_s: float = 1800.0  # a rollout not finished by then is failed by the sweeper
     drift: DriftPolicy = DriftPolicy.RECORD  # once live: what the drift reconciler does
+    analysis: AnalysisSettings | None = None  # judge each traffic step by Azure Monitor's request metrics
     # Blue/green (strategy blue-green, or any app in the service's Labels revision mode): the labels used.
     label: str = "green"  # the candidate: on the new revision while its smoke checks run on the label's URL
     production_label: str = "blue"  # moves to the new revision once it passed (Labels mode: carries the traffic)
@@ -152,6 +154,7 @@ class RolloutSettings:
         data = asdict(self)
         data["strategy"] = self.strategy.value
         data["drift"] = self.drift.value
+        data["analysis"] = self.analysis.to_dict() if self.analysis else None
         # Every record carries this: a credential that got past the rules loader is masked here.
         for key in ("smoke", "verify"):
             for check in data[key]:
@@ -167,6 +170,7 @@ class RolloutSettings:
         data["strategy"] = Strategy(data.get("strategy", Strategy.ALL_AT_ONCE.value))
         data["steps"] = tuple(data.get("steps", (100,)))
         data["drift"] = DriftPolicy(data.get("drift") or DriftPolicy.RECORD.value)
+        data["analysis"] = AnalysisSettings.from_dict(data.get("analysis"))
         for key in ("smoke", "verify"):
             if key in data:
                 data[key] = tuple(_smoke_from_dict(item) for item in data[key])

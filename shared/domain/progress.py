@@ -14,6 +14,8 @@ from datetime import datetime
 from enum import Enum
 from typing import Mapping
 
+from shared.domain.analysis import AnalysisRun
+
 
 @dataclass(frozen=True)
 class CheckRun:
@@ -107,6 +109,7 @@ class RolloutProgress:
     wake: int = 0  # the newest scheduled wake-up; a message with a lower number is stale
     wake_at: datetime | None = None  # when that wake-up is due (the sweeper re-sends lost ones)
     ending: Ending | None = None
+    analysis: AnalysisRun | None = None  # the current traffic step's canary analysis (rollout.analysis)
     blue_green: BlueGreen | None = None  # set when this rollout moves labels (blue/green)
 
     def check(self, kind: CheckKind) -> CheckProgress:

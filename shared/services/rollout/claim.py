@@ -29,7 +29,9 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
 from shared.domain.model import Deployment, Target
-from shared.ports import AppInfo, ConcurrencyError, ContainerAppsPort, DeploymentRepository, RevisionInfo
+from shared.ports import (
+    AppInfo, ConcurrencyError, ContainerAppsPort, DeploymentRepository, Precondition, RevisionInfo,
+)
 
 @dataclass
 class _Writer:
@@ -98,24 +100,40 @@ class ClaimedApps:
     def get_revision(self, target: Target, revision: str) -> RevisionInfo | None:
         return self.apps.get_revision(target, revision)
 
-    # ---- writes
+    # ---- writes: the adapter calls the check right before it sends the request, after the reads a
+    # write needs (they may wait on a Retry-After); a check before those reads would leave a window.
     # Blue/green's options (`target_label`, `labels`) are passed on only when set: ports without them
     # (the unit tests' fakes) keep working for every other rollout.
     def create_revision(self, target: Target, image: str, suffix: str, pin_traffic: dict[str, int],
-                        switch_to_multiple: bool = False, target_label: str = "") -> str:
-        self._check(target)
+                        switch_to_multiple: bool = False, target_label: str = "",
+                        precondition: Precondition | None = None) -> str:
         extra = {"target_label": target_label} if target_label else {}
-        return self.apps.create_revision(target, image, suffix, pin_traffic, switch_to_multiple, **extra)
+        return self.apps.create_revision(target, image, suffix, pin_traffic, switch_to_multiple,
+                                         precondition=self._guard(target, precondition), **extra)
 
     def set_traffic(self, target: Target, weights: dict[str, int], wait_s: float | None = None,
-                    labels: Mapping[str, str] | None = None) -> bool:
-        self._check(target)
+                    labels: Mapping[str, str] | None = None, precondition: Precondition | None = None) -> bool:
         extra = {"labels": labels} if labels is not None else {}
-        return self.apps.set_traffic(target, weights, wait_s, **extra)
+        return self.apps.set_traffic(target, weights, wait_s, precondition=self._guard(target, precondition),
+                                     **extra)
 
-    def set_revision_active(self, target: Target, revision: str, active: bool) -> None:
-        self._check(target)
-        self.apps.set_revision_active(target, revision, active)
+    def set_revision_active(self, target: Target, revision: str, active: bool,
+                            precondition: Precondition | None = None) -> None:
+        self.apps.set_revision_active(target, revision, active, precondition=self._guard(target, precondition))
+
+    def _guard(self, target: Target, also: Precondition | None) -> Precondition:
+        writer = _writer.get()  # read now: the adapter may call the guard from its own frame
+
+        def check() -> None:
+            token = _writer.set(writer)
+            try:
+                self._check(target)
+            finally:
+                _writer.reset(token)
+            if also is not None:
+                also()
+
+        return check
 
     def __getattr__(self, name: str) -> Any:  # anything else the adapter offers (close, discovery)
         return getattr(self.apps, name)

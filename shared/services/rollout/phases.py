@@ -17,6 +17,7 @@ from shared.domain.labels import describe as describe_labels
 from shared.domain.model import AppState, Deployment, DeploymentEvent, DeploymentKind, Phase
 from shared.domain.progress import CheckKind, TrafficRequest
 from shared.ports import ConcurrencyError, PermanentAzureError, TransientAzureError
+from shared.services.rollout import analysis
 from shared.services.rollout import bluegreen
 from shared.services.rollout.checks import CheckRunner, url
 from shared.services.rollout.claim import LostClaim
@@ -40,6 +41,7 @@ class Phases:
         self.endings = endings
         self.checks = CheckRunner(ctx)
         self.blue_green = endings.blue_green
+        self.analysis = analysis.CanaryAnalysis(ctx, endings)
         self._handlers: dict[Phase, Callable[[Deployment], Step]] = {
             Phase.CREATING_REVISION: self._create,
             Phase.WAITING_READY: self._wait_ready,
@@ -285,7 +287,8 @@ class Phases:
             return self._traffic_pending(d, table, index, steps, now, requested, reissued)
         final = index == len(steps) - 1
         bake = 0.0 if final else max(d.rollout.bake_s, 0.0)
-        d = d.with_progress(traffic_requested=None, verify_after=now + timedelta(seconds=bake), verify=None)
+        d = d.with_progress(traffic_requested=None, verify_after=now + timedelta(seconds=bake), verify=None,
+                            analysis=analysis.start(d.rollout, now))
         message = f"{_step_label(index, steps)}traffic now {traffic.describe(table)}"
         if labels:
             message += f"; labels {describe_labels(labels['labels'])}"
@@ -312,11 +315,13 @@ class Phases:
         return recorded(d, *events, next=Wait(SHIFT_CONFIRM_S))
 
     def _verify(self, d: Deployment) -> Step:
-        """VERIFYING: after the bake, the verify checks against the app's URL (which now splits
-        traffic); pass -> next step or done, fail -> roll back."""
+        """VERIFYING: after the bake, the canary analysis (rules with `rollout.analysis`), then the verify
+        checks against the app's URL (which now splits traffic); pass -> next step or done, fail -> roll back."""
         wait = remaining(d.progress.verify_after, self.ctx.clock())
         if wait is not None:
             return carried(d, Wait(wait))
+        if analysis.pending(d):  # the request metrics first; the verify checks once they pass
+            return self.analysis.step(d)
         return self.checks.run(d, CheckKind.VERIFY, plan.verify_checks(d.rollout), url(d.progress.app_fqdn),
                                on_pass=self._verify_passed, on_fail=self._verify_failed)
 
