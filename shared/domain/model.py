@@ -13,6 +13,8 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
+from shared.domain.controls import ReleaseControls
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -23,6 +25,9 @@ class Phase(str, Enum):
     CREATING_REVISION = "creating_revision"
     WAITING_READY = "waiting_ready"
     SMOKE_TESTING = "smoke_testing"
+    AWAITING_APPROVAL = "awaiting_approval"  # smoke-checked at 0 %; a person approves or rejects
+    FROZEN = "frozen"  # a freeze window holds it; goes on when the window ends
+    PAUSED = "paused"  # a person paused it; weights held until resumed or the deadline
     SHIFTING = "shifting"
     VERIFYING = "verifying"
     SUCCEEDED = "succeeded"
@@ -136,13 +141,15 @@ class RolloutSettings:
     verify: tuple[SmokeCheck, ...] = ()  # against the app URL at each step / after the shift; empty: the smoke checks again
     deadline_s: float = 1800.0  # a rollout not finished by then is failed by the sweeper
     drift: DriftPolicy = DriftPolicy.RECORD  # once live: what the drift reconciler does
+    controls: ReleaseControls = field(default_factory=ReleaseControls)  # approval, freezes, promotion, chat
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
 
-        data = asdict(self)
+        data = asdict(replace(self, controls=ReleaseControls()))
         data["strategy"] = self.strategy.value
         data["drift"] = self.drift.value
+        data["controls"] = self.controls.to_dict()
         return data
 
     @classmethod
@@ -153,6 +160,7 @@ class RolloutSettings:
         data["strategy"] = Strategy(data.get("strategy", Strategy.ALL_AT_ONCE.value))
         data["steps"] = tuple(data.get("steps", (100,)))
         data["drift"] = DriftPolicy(data.get("drift") or DriftPolicy.RECORD.value)
+        data["controls"] = ReleaseControls.from_dict(data.get("controls"))
         for key in ("smoke", "verify"):
             if key in data:
                 data[key] = tuple(_smoke_from_dict(item) for item in data[key])
