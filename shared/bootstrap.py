@@ -51,10 +51,14 @@ class Container:
         return HttpSmokeProbe(ca_bundle=self.settings.arm_ca_bundle)
 
     @cached_property
-    def publisher(self):  # OutcomePublisher
+    def publisher(self):  # OutcomePublisher: the CloudEvents topic and the rules' chat webhooks
+        import os
+
+        from shared.adapters.chat import ChatNotifier, FanOutPublisher
         from shared.adapters.publisher import build_publisher
 
-        return build_publisher(self.settings)
+        # Webhook URLs are app settings (Key Vault references in Azure), read when a message goes out.
+        return FanOutPublisher(build_publisher(self.settings), ChatNotifier(os.environ.get))
 
     # ---- services -----------------------------------------------------------------------
     @cached_property
