@@ -9,8 +9,23 @@ from __future__ import annotations
 
 import threading
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from shared.settings import Settings
+
+if TYPE_CHECKING:  # the adapters and services are imported on first use, not at start-up
+    from azure.core.credentials import TokenCredential
+
+    from shared.adapters.containerapps import ContainerAppsAdapter
+    from shared.adapters.queues import StorageRolloutQueue
+    from shared.adapters.smoke import HttpSmokeProbe
+    from shared.adapters.tables import TableStore
+    from shared.ports import OutcomePublisher
+    from shared.http_api import HistoryApi
+    from shared.services.drift import DriftReconciler
+    from shared.services.intake import IntakeService
+    from shared.services.rollout import RolloutWorker
+    from shared.services.rulesource import RuleBook
 
 
 class Container:
@@ -19,39 +34,39 @@ class Container:
 
     # ---- adapters -----------------------------------------------------------------------
     @cached_property
-    def store(self):  # DeploymentRepository + HistoryReader
+    def store(self) -> TableStore:  # a DeploymentStore (DeploymentRepository + HistoryReader)
         from shared.adapters.tables import TableStore
 
-        # defer_index (history tables, issue 3): intake stays at 3 storage round trips per accepted
+        # defer_index: intake stays at 3 storage round trips per accepted
         # event; the cross-app index / apps registry rows follow with the worker's first step.
         return TableStore.from_settings(self.settings, defer_index=True)
 
     @cached_property
-    def queue(self):  # RolloutQueue
+    def queue(self) -> StorageRolloutQueue:  # a RolloutQueue
         from shared.adapters.queues import StorageRolloutQueue
 
         return StorageRolloutQueue.from_settings(self.settings)
 
     @cached_property
-    def credential(self):
+    def credential(self) -> TokenCredential:
         from shared.adapters.credentials import get_arm_credential
 
         return get_arm_credential(self.settings)
 
     @cached_property
-    def container_apps(self):  # ContainerAppsPort + AppDirectory
+    def container_apps(self) -> ContainerAppsAdapter:  # a ContainerAppsPort and an AppDirectory
         from shared.adapters.containerapps import ContainerAppsAdapter
 
         return ContainerAppsAdapter.from_settings(self.settings, self.credential)
 
     @cached_property
-    def probe(self):  # SmokeProbe
+    def probe(self) -> HttpSmokeProbe:  # a SmokeProbe
         from shared.adapters.smoke import HttpSmokeProbe
 
         return HttpSmokeProbe(ca_bundle=self.settings.arm_ca_bundle)
 
     @cached_property
-    def publisher(self):  # OutcomePublisher: the CloudEvents topic and the rules' chat webhooks
+    def publisher(self) -> OutcomePublisher:  # the CloudEvents topic and the rules' chat webhooks
         import os
 
         from shared.adapters.chat import ChatNotifier, FanOutPublisher
@@ -62,7 +77,7 @@ class Container:
 
     # ---- services -----------------------------------------------------------------------
     @cached_property
-    def rules(self):  # the loaded rule set (fails loudly at start-up when broken)
+    def rules(self) -> RuleBook:  # the loaded rule set (fails loudly at start-up when broken)
         from shared.services.rulesource import RuleBook
 
         # Tag discovery needs ARM; without discovery resource groups it is off, so don't build it.
@@ -70,7 +85,7 @@ class Container:
         return RuleBook.from_settings(self.settings, directory=directory)
 
     @cached_property
-    def intake(self):
+    def intake(self) -> IntakeService:
         from shared.services.intake import IntakeService
 
         return IntakeService(
@@ -78,31 +93,35 @@ class Container:
         )
 
     @cached_property
-    def rollout(self):
+    def rollout(self) -> RolloutWorker:
+        from shared.services.intake import ensure_recorded
         from shared.services.rollout import RolloutWorker
 
+        store = self.store
         return RolloutWorker(
-            store=self.store,
+            store=store,
             queue=self.queue,
             apps=self.container_apps,
             probe=self.probe,
             publisher=self.publisher,
+            recover=lambda deployment: ensure_recorded(store, deployment),
         )
 
     @cached_property
-    def drift(self):
+    def drift(self) -> DriftReconciler:
+        from shared.domain.model import Deployment, Target
         from shared.services.drift import REPAIR_REQUESTER, DriftReconciler
 
         rollout = self.rollout
 
-        def repair(target, revision, reason):
+        def repair(target: Target, revision: str, reason: str) -> Deployment:
             return rollout.request_rollback(target.app, revision, target.resource_group,
                                             requested_by=REPAIR_REQUESTER, why=reason)
 
         return DriftReconciler(self.store, self.container_apps, repair)
 
     @cached_property
-    def api(self):
+    def api(self) -> HistoryApi:
         from shared.http_api import HistoryApi
 
         # rollout passed lazily (a provider): reading history must not need the rollout's ARM wiring.

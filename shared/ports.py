@@ -10,17 +10,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
-from shared.domain.model import AppState, Deployment, DeploymentEvent, IgnoredEvent, Target
+from shared.domain.model import AppState, Deployment, DeploymentEvent, IgnoredEvent, SmokeCheck, Target
+
+T = TypeVar("T")
 
 
 class ConcurrencyError(Exception):
     """A conditional write lost a race (ETag mismatch or the row exists). Callers re-read and decide again."""
 
 
-# Added by the rollout (issue 4): the two ways a Container Apps call fails that the worker treats
-# differently. Adapters raise them `from` the SDK's exception; the worker never imports an SDK.
+# The two ways a Container Apps call fails that the worker treats differently. Adapters raise them
+# `from` the SDK's exception; the worker never imports an SDK.
 class TransientAzureError(Exception):
     """Worth retrying later (429, 5xx, 409 operation in progress, dropped connection)."""
 
@@ -66,9 +68,9 @@ class DeploymentRepository(Protocol):
         on one deployment: the loser drops its message). Returns the deployment with its new etag."""
         ...
 
-    # `app` added with the per-app Table layout: the Container App name when the caller knows it
-    # (from the message's target, the app state...). The Table store then reads the record with one
-    # point read, and finds a deployment its cross-app index does not list yet (see tables.py).
+    # `app`: the Container App name when the caller knows it (from the message's target, the app
+    # state...). The Table store then reads the record with one point read, and finds a deployment
+    # its cross-app index does not list yet (see tables.py).
     def get_deployment(self, deployment_id: str, app: str | None = None) -> Deployment | None: ...
 
     def record_ignored(self, item: IgnoredEvent) -> None:
@@ -89,8 +91,8 @@ class DeploymentQuery:
 
 
 @dataclass(frozen=True)
-class Page:
-    items: list[Any]
+class Page(Generic[T]):
+    items: list[T]
     continuation: str | None = None
     round_trips: int = 0  # storage round trips spent (benchmarks read it)
 
@@ -98,13 +100,18 @@ class Page:
 class HistoryReader(Protocol):
     """Read side: the questions release managers ask, each without scanning the table."""
 
-    def list_deployments(self, query: DeploymentQuery) -> Page: ...
+    def list_deployments(self, query: DeploymentQuery) -> Page[Deployment]: ...
 
     def list_events(self, deployment_id: str, app: str | None = None) -> list[DeploymentEvent]: ...
 
     def list_apps(self) -> list[AppState]: ...
 
-    def list_ignored(self, since: datetime, until: datetime, limit: int = 100) -> Page: ...
+    def list_ignored(self, since: datetime, until: datetime, limit: int = 100) -> Page[IgnoredEvent]: ...
+
+
+class DeploymentStore(DeploymentRepository, HistoryReader, Protocol):
+    """Both sides of the history: what the rollout worker needs (its sweeper and manual rollback
+    list deployments and apps; its steps write)."""
 
 
 # --------------------------------------------------------------------------- rollout queue
@@ -131,7 +138,7 @@ class RevisionInfo:
     image: str = ""
     created: datetime | None = None
     labels: tuple[str, ...] = ()
-    provisioning_error: str = ""  # added by the rollout (issue 4): why it failed, as the service said
+    provisioning_error: str = ""  # why it failed, as the service said
 
     @property
     def ready(self) -> bool:
@@ -156,8 +163,8 @@ class AppInfo:
     images: dict[str, str] = field(default_factory=dict)  # container name -> image
     tags: dict[str, str] = field(default_factory=dict)
     revisions: tuple[RevisionInfo, ...] = ()
-    # Added for non-blocking traffic shifts (issue 4): the app's own provisioningState, "InProgress"
-    # while an ARM operation on it (e.g. a traffic PATCH) still runs; "" when the adapter cannot tell.
+    # The app's own provisioningState: "InProgress" while an ARM operation on it (e.g. a traffic
+    # PATCH) still runs; "" when the adapter cannot tell.
     provisioning_state: str = ""
 
 
@@ -166,7 +173,7 @@ class ContainerAppsPort(Protocol):
 
     def get_app(self, target: Target) -> AppInfo: ...
 
-    # Added by the rollout (issue 4): one cheap read per readiness poll instead of the whole app.
+    # One cheap read per readiness poll instead of the whole app.
     def get_revision(self, target: Target, revision: str) -> RevisionInfo | None: ...
 
     def create_revision(
@@ -178,7 +185,6 @@ class ContainerAppsPort(Protocol):
         when that revision already exists it is returned as is."""
         ...
 
-    # `wait_s` and the return value added for non-blocking traffic shifts (issue 4).
     def set_traffic(self, target: Target, weights: dict[str, int], wait_s: float | None = None) -> bool:
         """PATCH the traffic table (pinned by name). With `wait_s=None`, wait for the operation
         (up to the adapter's LRO timeout; still running then -> TransientAzureError) and return
@@ -209,7 +215,7 @@ class ProbeResult:
 
 
 class SmokeProbe(Protocol):
-    def probe(self, base_url: str, check: Any) -> ProbeResult:
+    def probe(self, base_url: str, check: SmokeCheck) -> ProbeResult:
         """One attempt of one SmokeCheck against `base_url` (retries are the caller's)."""
         ...
 

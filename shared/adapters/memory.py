@@ -80,7 +80,7 @@ class MemoryStore:
             self.ignored.setdefault(item.key, item)
 
     # ---- read side
-    def list_deployments(self, query: DeploymentQuery) -> Page:
+    def list_deployments(self, query: DeploymentQuery) -> Page[Deployment]:
         with self._lock:
             items = sorted(self.deployments.values(), key=lambda d: (d.created_at, d.id), reverse=True)
         def keep(d: Deployment) -> bool:
@@ -113,7 +113,7 @@ class MemoryStore:
         with self._lock:
             return sorted((replace(s) for s in self.states.values()), key=lambda s: s.target.key)
 
-    def list_ignored(self, since: datetime, until: datetime, limit: int = 100) -> Page:
+    def list_ignored(self, since: datetime, until: datetime, limit: int = 100) -> Page[IgnoredEvent]:
         with self._lock:
             items = sorted(
                 (i for i in self.ignored.values() if since <= i.at < until),

@@ -58,7 +58,7 @@ class Candidate:
     @classmethod
     def from_deployment(cls, d: Deployment) -> "Candidate":
         return cls(d.id, d.target, d.digest, d.tag, d.version_key,
-                   bool(d.data.get("allow_downgrade")), d.environment)
+                   d.allow_downgrade, d.environment)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ from enum import Enum
 from typing import Any
 
 from shared.domain.controls import ReleaseControls
+from shared.domain.progress import RolloutProgress
+from shared.domain.progress_codec import progress_from_dict, progress_to_dict
 
 
 def utcnow() -> datetime:
@@ -238,7 +240,11 @@ class Deployment:
     step: int = 0  # index into rollout.steps / smoke pass counter, as the phase needs
     attempts: int = 0  # transient-error retries spent in the current phase
     deadline: datetime | None = None
-    data: dict[str, Any] = field(default_factory=dict)  # small phase-specific facts
+    progress: RolloutProgress = field(default_factory=RolloutProgress)  # what the steps recorded
+    allow_downgrade: bool = False  # the rule accepts an older version than the app's newest
+    # Keys of the stored `data` document that this release does not read (a newer release's):
+    # written back as they were. The rollout never reads them; its facts are `progress`.
+    data: dict[str, Any] = field(default_factory=dict)
     etag: str | None = None  # set by the store; a save with an etag is conditional (If-Match)
 
     @classmethod
@@ -263,10 +269,15 @@ class Deployment:
             pushed_by=plan.push.actor,
             event_id=plan.push.event_id,
             rollout=plan.rollout,
+            allow_downgrade=plan.allow_downgrade,
         )
 
     def evolve(self, **changes: Any) -> "Deployment":
         return replace(self, **changes)
+
+    def with_progress(self, **changes: Any) -> "Deployment":
+        """This deployment with some progress facts changed (an unknown name raises TypeError)."""
+        return replace(self, progress=replace(self.progress, **changes))
 
 
 @dataclass(frozen=True)
@@ -375,11 +386,12 @@ def deployment_to_dict(d: Deployment) -> dict[str, Any]:
         "step": d.step,
         "attempts": d.attempts,
         "deadline": _dt(d.deadline),
-        "data": dict(d.data),
+        "data": progress_to_dict(d.progress, d.allow_downgrade, d.data),
     }
 
 
 def deployment_from_dict(data: dict[str, Any], etag: str | None = None) -> Deployment:
+    progress, allow_downgrade, extra = progress_from_dict(data.get("data"))
     return Deployment(
         id=data["id"],
         target=Target(
@@ -408,7 +420,9 @@ def deployment_from_dict(data: dict[str, Any], etag: str | None = None) -> Deplo
         step=int(data.get("step", 0)),
         attempts=int(data.get("attempts", 0)),
         deadline=_parse_dt(data.get("deadline")),
-        data=dict(data.get("data") or {}),
+        progress=progress,
+        allow_downgrade=allow_downgrade,
+        data=extra,
         etag=etag,
     )
 
@@ -423,14 +437,3 @@ def event_to_dict(e: DeploymentEvent) -> dict[str, Any]:
         "data": dict(e.data),
     }
 
-
-def start_message(d: Deployment) -> dict[str, Any]:
-    """The rollout queue message that intake sends for a new deployment. It carries the whole
-    deployment so the worker can record it if intake died between enqueue and its table write."""
-    return {
-        "v": 1,
-        "kind": "advance",
-        "deployment_id": d.id,
-        "target_key": d.target.key,
-        "deployment": deployment_to_dict(d),
-    }

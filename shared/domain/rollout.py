@@ -34,7 +34,9 @@ from shared.domain.model import (
     Strategy,
 )
 from shared.domain.precedence import Rank, outranks
+from shared.domain.progress import CheckRun
 from shared.errors import ConflictError, InvalidRequestError, NotFoundError
+from shared.ports import RevisionInfo
 
 # The service limits a revision name (`<app>--<suffix>`) to 54 characters (app names are at most 32),
 # as Azure/azure-dev#2226 and Altinn/dialogporten#3942 found in practice; suffixes are lowercase
@@ -205,7 +207,7 @@ def decide_claim(d: Deployment, state: AppState | None, holder: Deployment | Non
 
 def rank_of(d: Deployment) -> Rank:
     """A deployment's place in the order. A manual rollback ranks by its time alone."""
-    if d.kind != DeploymentKind.PUSH or d.data.get("allow_downgrade"):
+    if d.kind != DeploymentKind.PUSH or d.allow_downgrade:
         return Rank("", d.id)
     return Rank(d.version_key, d.id)
 
@@ -232,9 +234,19 @@ def claimed(state: AppState, d: Deployment, now: datetime) -> AppState:
                    pending_version_key="" if mine else state.pending_version_key, updated_at=now)
 
 
-def released(state: AppState, d: Deployment, now: datetime, live: Mapping[str, Any] | None = None) -> AppState:
+@dataclass(frozen=True)
+class Live:
+    """What serves once a deployment succeeded (the app state's live fields)."""
+
+    revision: str
+    image: str = ""
+    digest: str = ""
+    tag: str = ""
+
+
+def released(state: AppState, d: Deployment, now: datetime, live: Live | None = None) -> AppState:
     """The app state once `d` has ended: the app is free, its digest no longer in flight, and (when
-    it went live) the live fields describe it. `live` carries revision/image/digest/tag."""
+    it went live) the live fields describe it."""
     from dataclasses import replace
 
     changes: dict[str, Any] = {
@@ -249,14 +261,14 @@ def released(state: AppState, d: Deployment, now: datetime, live: Mapping[str, A
         changes.update(pending_deployment_id="", pending_version_key="")
     if live:
         # A rollback that puts the live revision back (a drift repair) keeps its version's rank.
-        same = d.kind != DeploymentKind.PUSH and live["revision"] == state.live_revision
+        same = d.kind != DeploymentKind.PUSH and live.revision == state.live_revision
         changes["live_version_key"] = state.live_version_key if same else rank_of(d).version_key
         changes.update(
             live_deployment_id=d.id,
-            live_revision=live["revision"],
-            live_image=live.get("image", ""),
-            live_digest=live.get("digest", ""),
-            live_tag=live.get("tag", ""),
+            live_revision=live.revision,
+            live_image=live.image,
+            live_digest=live.digest,
+            live_tag=live.tag,
             live_since=now,
         )
         if d.environment:
@@ -295,24 +307,6 @@ class Verdict(str, Enum):
     FAILED = "failed"  # a check ran out of retries
 
 
-@dataclass(frozen=True)
-class CheckRun:
-    """Progress through a list of checks: the current check, its consecutive passes and failures."""
-
-    index: int = 0
-    passes: int = 0
-    failures: int = 0
-    attempts: int = 0  # all attempts so far (bounds the loop)
-
-    def to_dict(self) -> dict[str, int]:
-        return {"index": self.index, "passes": self.passes, "failures": self.failures, "attempts": self.attempts}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> "CheckRun":
-        data = data or {}
-        return cls(*(int(data.get(k, 0)) for k in ("index", "passes", "failures", "attempts")))
-
-
 def after_attempt(run: CheckRun, checks: Sequence[SmokeCheck], ok: bool) -> tuple[CheckRun, Verdict]:
     """Count one attempt of `checks[run.index]`. A check passes after `consecutive_passes` passes in
     a row; a failure resets that count, and more than `retries` failures fail the whole run."""
@@ -340,27 +334,26 @@ def backoff_s(check: SmokeCheck, failures: int, cap: float = 60.0) -> float:
 
 
 def deactivation_plan(
-    revisions: Iterable[Any], live: str, previous: Mapping[str, int], keep_previous: int
+    revisions: Iterable[RevisionInfo], live: str, previous: Mapping[str, int], keep_previous: int
 ) -> list[str]:
     """Which active revisions to deactivate once `live` serves everything: all except `live`, the
     `keep_previous` most useful earlier ones (those that served before, heaviest then newest, then
     other recent ones) kept warm for an instant rollback, and anything labelled or still receiving
-    traffic (someone else's business). `revisions` are RevisionInfo-like objects."""
+    traffic (someone else's business)."""
     candidates = [
         r for r in revisions
-        if r.active and r.name != live and not getattr(r, "labels", ()) and r.traffic_weight == 0
+        if r.active and r.name != live and not r.labels and r.traffic_weight == 0
     ]
     ranked = sorted(
         candidates,
         key=lambda r: (-previous.get(r.name, 0), r.name not in previous, -_ts(r)),
     )
-    keep = {r.name for r in ranked[: max(keep_previous, 0)] if not getattr(r, "failed", False)}
+    keep = {r.name for r in ranked[: max(keep_previous, 0)] if not r.failed}
     return [r.name for r in candidates if r.name not in keep]
 
 
-def _ts(revision: Any) -> float:
-    created = getattr(revision, "created", None)
-    return created.timestamp() if created else 0.0
+def _ts(revision: RevisionInfo) -> float:
+    return revision.created.timestamp() if revision.created else 0.0
 
 
 def live_revision(weights: Mapping[str, int]) -> str:
@@ -383,8 +376,8 @@ def normalise_revision(app: str, name: str) -> str:
 
 
 def rollback_target(
-    app: str, revisions: Sequence[Any], weights: Mapping[str, int], requested: str = ""
-) -> Any:
+    app: str, revisions: Sequence[RevisionInfo], weights: Mapping[str, int], requested: str = ""
+) -> RevisionInfo:
     """The revision a manual rollback returns to: the named one, or the newest revision created
     before the one serving now that did not fail (active ones first: they switch instantly).
     Raises NotFoundError / ConflictError with the reason a release manager can act on."""
@@ -402,7 +395,7 @@ def rollback_target(
             raise ConflictError(f"revision {name} already serves all traffic of {app}")
         return target
     now_rev = by_name.get(current)
-    cutoff = getattr(now_rev, "created", None)
+    cutoff = now_rev.created if now_rev else None
     older = [
         r for r in revisions
         if r.name != current and not r.failed

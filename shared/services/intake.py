@@ -23,11 +23,11 @@ from typing import Any, Callable, Iterable
 from shared.domain.events import IMAGE_PUSHED, NotDeployable, parse_event, parse_time
 from shared.domain.intake_policy import Candidate, IntakeVerdict, decide
 from shared.domain.model import (
-    Deployment, DeploymentEvent, IgnoredEvent, ImagePush, Phase, PlannedDeployment, start_message,
-    utcnow,
+    Deployment, DeploymentEvent, IgnoredEvent, ImagePush, Phase, PlannedDeployment, utcnow,
 )
 from shared.domain.trust import TrustedRegistry, trusted_registries, untrusted_reason
 from shared.ports import ConcurrencyError, DeploymentRepository, RolloutQueue
+from shared.services.rollout.messages import start_message
 
 log = logging.getLogger("acr_deploy.intake")
 
@@ -125,8 +125,6 @@ class IntakeService:
     def _admit(self, plan: PlannedDeployment) -> TargetOutcome:
         now = self.clock()
         deployment = Deployment.from_plan(plan, now)
-        if plan.allow_downgrade:
-            deployment.data["allow_downgrade"] = True
         first = DeploymentEvent(
             deployment_id=deployment.id, at=now, phase=Phase.QUEUED,
             message=(f"queued {plan.push.repository}:{plan.push.tag} for {plan.target.app} "

@@ -214,7 +214,8 @@ def test_settings_without_storage_fail_loudly():
 def test_a_worker_elsewhere_finds_a_deployment_the_index_does_not_list_yet(storage_connection_string, store):
     """The start message's recovery path (ensure_recorded) reads the app partition: a worker on
     another instance neither loses the deployment nor records it twice."""
-    from shared.domain.model import deployment_from_dict, start_message
+    from shared.domain.model import deployment_from_dict
+    from shared.services.rollout.messages import start_message
     from shared.services.intake import ensure_recorded
 
     intake = other_process(storage_connection_string, store, defer_index=True)

@@ -154,6 +154,7 @@ rules:
 @pytest.fixture
 def world(emulator, storage_connection_string, table_prefix, tmp_path: Path):
     from shared.adapters.queues import StorageRolloutQueue
+    from shared.services.intake import ensure_recorded
     from shared.services.rollout import RolloutWorker
 
     rg = f"rg-{uuid.uuid4().hex[:8]}"
@@ -178,7 +179,7 @@ def world(emulator, storage_connection_string, table_prefix, tmp_path: Path):
     container.queue = queue  # per-world queue (cached_property: the instance attribute wins)
     container.rollout = RolloutWorker(
         container.store, queue, container.container_apps, container.probe, container.publisher,
-        budget_s=5.0, tick_s=0.05,
+        budget_s=5.0, tick_s=0.05, recover=lambda deployment: ensure_recorded(container.store, deployment),
     )
     reset_container(container)
     world = World(emulator, container, rg, QueueDriver(queue, visibility_timeout=1))

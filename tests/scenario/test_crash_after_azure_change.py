@@ -53,7 +53,7 @@ class CrashingApps:
 
 def crash_after(world, method: str, when: Callable[..., bool]) -> CrashingApps:
     wrapper = CrashingApps(world.container.container_apps, method, when)
-    world.container.rollout.apps = wrapper  # the worker's collaborators read `apps` at call time
+    world.container.rollout = world.container.rollout.with_ports(apps=wrapper)
     return wrapper
 
 

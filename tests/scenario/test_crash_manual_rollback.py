@@ -121,11 +121,11 @@ def test_giving_up_on_the_last_delivery_killed_after_its_azure_change_still_fail
     seed = f"{app}--seed"
     worker = world.container.rollout
     if where == "after_shift":  # verify at 10 % raises: give-up puts traffic back on the seed
-        worker.probe = BrokenProbe(worker.probe, True, MAX_DEQUEUE)
+        world.container.rollout = worker.with_ports(probe=BrokenProbe(worker.context.probe, True, MAX_DEQUEUE))
         if crash:
             wrapper = crash_after(world, "set_traffic", lambda _t, weights, *_a, **_k: weights == {seed: 100})
     else:  # the smoke check raises: give-up deactivates the 0 % revision
-        worker.probe = BrokenProbe(worker.probe, False, MAX_DEQUEUE)
+        world.container.rollout = worker.with_ports(probe=BrokenProbe(worker.context.probe, False, MAX_DEQUEUE))
         if crash:
             wrapper = crash_after(world, "set_revision_active", lambda _t, _name, active: active is False)
     world.push(app, "3.0.0")

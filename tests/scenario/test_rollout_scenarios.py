@@ -83,7 +83,8 @@ def test_a_canary_failing_at_50_percent_is_rolled_back(world):
 def test_two_quick_pushes_end_with_the_newer_live_and_the_older_superseded(world):
     app = world.seed_app("race")
     world.emulator.control.set_provisioning_delay(2.0)
-    world.container.rollout.budget_s = 0.5  # so the first rollout is caught waiting for its revision
+    # a short budget, so the first rollout is caught waiting for its revision
+    world.container.rollout = world.container.rollout.with_ports(budget_s=0.5)
     world.push(app, "1.0.0")
     world.driver.run(until=lambda: world.deployment(app, "1.0.0").phase == Phase.WAITING_READY, timeout_s=10)
     world.push(app, "1.1.0")
@@ -132,7 +133,6 @@ class Killed(Crash):
 
 
 def test_a_worker_killed_after_each_step_resumes_to_the_same_end_state(world):
-    world.container.rollout.budget_s = 5.0
     saves = {"n": 0, "at": 0}
 
     def crash_hook(_d):
@@ -140,8 +140,7 @@ def test_a_worker_killed_after_each_step_resumes_to_the_same_end_state(world):
         if saves["n"] == saves["at"]:
             raise Killed(f"killed after save {saves['at']}")
 
-    worker = world.container.rollout
-    worker.on_saved = crash_hook
+    world.container.rollout = world.container.rollout.with_ports(budget_s=5.0, on_saved=crash_hook)
     ends = []
     for crash_at in range(1, 7):  # after every recorded step of a push to live (6 saves)
         app = world.seed_app(f"kill{crash_at}")
@@ -196,14 +195,15 @@ def test_the_sweeper_recovers_lost_messages_and_fails_expired_rollouts(world):
     assert worker.sweep() == {"expired": 0, "resent": 0, "released": 0}  # nothing is stale yet
     d_lost = world.deployment(lost, "1.0.0")
     d_late = world.deployment(late, "1.0.0")
-    worker.clock = lambda: utcnow() + timedelta(minutes=5)  # five quiet minutes later
+    worker = worker.with_ports(clock=lambda: utcnow() + timedelta(minutes=5))  # five quiet minutes later
+    world.container.rollout = worker
     assert worker.sweep()["resent"] == 2
     for _body, handle in world.driver.queue.receive(max_messages=10, visibility_timeout=1):
         if _body["deployment_id"] == d_late.id:
             world.driver.queue.delete(handle)  # ... and one of them is lost again
     world.run(lost)
     assert_live(world, lost, world.deployment(lost, "1.0.0"))
-    worker.clock = lambda: utcnow() + timedelta(hours=1)  # past the 30 min deadline
+    worker = worker.with_ports(clock=lambda: utcnow() + timedelta(hours=1))  # past the 30 min deadline
     assert worker.sweep()["expired"] == 1
     done = world.store.get_deployment(d_late.id)
     assert done.phase == Phase.FAILED and "deadline passed (1800 s) while queued" in done.reason

@@ -1,6 +1,6 @@
 """A traffic PATCH whose ARM operation outlives the step's inline window (the emulator's provisioning
 delay keeps every app operation InProgress): the step records the request and ends; a delayed
-wake-up reads the app, sees the change applied, and the rollout carries on (issue 4)."""
+wake-up reads the app, sees the change applied, and the rollout carries on."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ class RecordingApps:
 def test_a_shift_still_running_after_the_inline_window_completes_across_a_delayed_message(world):
     app = world.seed_app("slowshift")
     apps = RecordingApps(world.container.container_apps)
-    world.container.rollout.apps = apps  # the worker's collaborators read `apps` at call time
+    world.container.rollout = world.container.rollout.with_ports(apps=apps)
     # Every ARM operation now stays InProgress for 3 s: the revision's start-up is polled inline,
     # the traffic PATCH outlives its 1 s inline window.
     world.emulator.control.set_provisioning_delay(3.0)
@@ -49,6 +49,6 @@ def test_a_shift_still_running_after_the_inline_window_completes_across_a_delaye
     assert events[requested[0]].data["requested_traffic"] == {d.revision: 100}
     assert events[shifted[0]].data["traffic"] == {d.revision: 100}
     # Confirmed by a delayed wake-up message (the record keeps the latest wake number).
-    assert int(d.data.get("wake") or 0) >= 1
-    assert "traffic_requested" not in d.data
+    assert d.progress.wake >= 1
+    assert d.progress.traffic_requested is None
     assert [e.phase for e in events].count(Phase.SUCCEEDED) == 1

@@ -10,6 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.domain import rollout as plan
+from shared.domain.progress import CheckProgress, RolloutProgress
+from shared.domain.progress_codec import progress_from_dict, progress_to_dict
 from shared.domain.model import (
     AppState, Deployment, DeploymentKind, Phase, RolloutSettings, SmokeCheck, Strategy, Target,
 )
@@ -140,7 +142,7 @@ def test_claimed_and_released_state():
     s2 = plan.claimed(state(pending_deployment_id=NEW), d, NOW)
     assert s2.pending_deployment_id == NEW  # the newer one keeps its place in line
     done = d.evolve(phase=Phase.SUCCEEDED, revision="orders-api--v1-x", tag="v1")
-    r = plan.released(s, done, NOW, {"revision": done.revision, "image": done.image, "digest": DIGEST, "tag": "v1"})
+    r = plan.released(s, done, NOW, plan.Live(done.revision, done.image, DIGEST, "v1"))
     assert r.active_deployment_id == "" and r.inflight_digests == ("sha256:x",)
     assert (r.live_revision, r.live_tag, r.live_digest, r.live_deployment_id) == (done.revision, "v1", DIGEST, MID)
     assert (r.last_deployment_id, r.last_phase) == (MID, "succeeded")
@@ -173,7 +175,8 @@ def test_check_run_needs_consecutive_passes_and_bounded_retries():
     assert v == plan.Verdict.AGAIN and run.index == 1 and run.failures == 0
     run, v = plan.after_attempt(run, checks, True)
     assert v == plan.Verdict.PASSED and run.attempts == 5
-    assert plan.CheckRun.from_dict(run.to_dict()) == run
+    stored = progress_to_dict(RolloutProgress(smoke=CheckProgress(run)))
+    assert progress_from_dict(stored)[0].smoke == CheckProgress(run)  # survives the record
     run, v = plan.after_attempt(plan.CheckRun(), checks, False)
     run, v = plan.after_attempt(run, checks, False)
     assert v == plan.Verdict.FAILED and run.failures == 2

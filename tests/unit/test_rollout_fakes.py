@@ -14,9 +14,10 @@ from typing import Any
 
 from shared.domain.model import (
     AppState, Deployment, DeploymentEvent, ImagePush, Phase, PlannedDeployment, RolloutSettings,
-    SmokeCheck, Strategy, Target, start_message,
+    SmokeCheck, Strategy, Target,
 )
 from shared.ports import AppInfo, PermanentAzureError, ProbeResult, RevisionInfo, TransientAzureError
+from shared.services.rollout.messages import start_message
 
 SUB = "00000000-0000-0000-0000-000000000000"
 T0 = datetime(2025, 5, 1, 12, 0, 0, tzinfo=timezone.utc)

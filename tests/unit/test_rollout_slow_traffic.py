@@ -1,12 +1,11 @@
 """Traffic shifts whose ARM operation outlives the inline window: requested, recorded, confirmed by a
-delayed wake-up that reads the app (issue 4: waits are messages, not sleeping functions)."""
+delayed wake-up that reads the app: waits are messages, not sleeping functions."""
 
 from __future__ import annotations
 
-import copy
 
 from shared.domain.model import Phase
-from shared.services.rollout_phases import SHIFT_CONFIRM_S, SHIFT_INLINE_S
+from shared.services.rollout.phases import SHIFT_CONFIRM_S, SHIFT_INLINE_S
 from tests.unit.test_rollout_fakes import CANARY, fast
 from tests.unit.test_rollout_worker import Harness, Killed
 
@@ -20,17 +19,17 @@ def test_a_slow_shift_is_recorded_as_requested_and_confirmed_by_a_delayed_messag
     target = h.apps.add_app("slow")
     h.apps.slow_traffic, h.apps.busy_reads = 1, 0  # "still running" once; applied by the next read
     seen: list = []
-    h.worker.on_saved = lambda saved: seen.append((saved.phase, copy.deepcopy(saved.data)))
+    h.worker = h.worker.with_ports(on_saved=lambda saved: seen.append((saved.phase, saved.progress)))
     d = h.push(target, "v2", "a")
     h.drain()
     done = h.get(d)
     assert done.phase == Phase.SUCCEEDED, h.story(d)
     assert h.traffic_calls() == [{done.revision: 100}]  # confirmed by reading, not a second PATCH
     # the request was saved (SHIFTING, table recorded) before the step returned
-    pending = [(phase, data) for phase, data in seen if data.get("traffic_requested")]
+    pending = [(phase, progress) for phase, progress in seen if progress.traffic_requested]
     assert pending and pending[0][0] == Phase.SHIFTING
-    assert pending[0][1]["traffic_requested"]["table"] == {done.revision: 100}
-    assert "traffic_requested" not in done.data
+    assert pending[0][1].traffic_requested.table == {done.revision: 100}
+    assert done.progress.traffic_requested is None
     # and a wake-up of SHIFT_CONFIRM_S went out: the step never waited for the operation
     assert any(delay == SHIFT_CONFIRM_S for _, delay in h.queue.sent)
     assert h.phases(d) == ["queued", "creating_revision", "waiting_ready", "smoke_testing", "shifting",
@@ -111,7 +110,7 @@ def test_a_crash_after_recording_the_request_resumes_by_confirming():
     crashed: list = []
 
     def crash_once(saved):
-        if saved.data.get("traffic_requested") and not crashed:
+        if saved.progress.traffic_requested and not crashed:
             crashed.append(saved)
             raise Killed("after recording the traffic request")
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 
 from shared.adapters.memory import MemoryStore
-from shared.domain.model import Phase, start_message
+from shared.domain.model import Phase
 from shared.errors import ConflictError, InvalidRequestError, NotFoundError
 from shared.ports import PermanentAzureError, TransientAzureError
+from shared.services.intake import ensure_recorded
 from shared.services.rollout import MAX_DEQUEUE, RolloutWorker
+from shared.services.rollout.messages import start_message
 from tests.unit.test_rollout_fakes import (
     CANARY, Clock, DelayQueue, FakeApps, RecordingPublisher, fast, push_deployment, record,
 )
@@ -28,7 +30,7 @@ class Harness:
         self.worker = RolloutWorker(
             self.store, self.queue, self.apps, self.apps, self.publisher, clock=self.clock,
             budget_s=budget_s, sleep=self.clock.advance, monotonic=self.clock.monotonic,
-            on_saved=on_saved,
+            on_saved=on_saved, recover=lambda deployment: ensure_recorded(self.store, deployment),
         )
 
     def push(self, target, tag, seed, rollout=None, after_s: float = 1.0):
@@ -446,7 +448,7 @@ def test_a_message_that_keeps_failing_ends_as_a_recorded_failure():
         def probe(self, base_url, check):
             raise RuntimeError("probe exploded")
 
-    h.worker.probe = Broken()
+    h.worker = h.worker.with_ports(probe=Broken())
     h.drain()
     done = h.get(d)
     assert done.phase == Phase.FAILED

@@ -15,7 +15,9 @@ from typing import Callable
 from shared.domain import rollout as plan
 from shared.domain.model import Deployment
 from shared.ports import DeploymentQuery
-from shared.services.rollout_records import Recorder, RolloutPorts, advance_message_of, parse
+from shared.services.rollout.context import RolloutContext
+from shared.services.rollout.messages import advance_message_of
+from shared.services.rollout.records import Recorder
 
 log = logging.getLogger("acr_deploy.rollout")
 
@@ -24,16 +26,16 @@ SWEEP_LOOKBACK = timedelta(days=2)
 
 
 class Sweeper:
-    def __init__(self, ports: RolloutPorts, recorder: Recorder, run: Callable[[Deployment], None]) -> None:
-        self.ports = ports
+    def __init__(self, ctx: RolloutContext, recorder: Recorder, run: Callable[[Deployment], None]) -> None:
+        self.ctx = ctx
         self.recorder = recorder
         self.run = run  # the worker's step loop
 
     def sweep(self) -> dict[str, int]:
         """Fail/finish rollouts past their deadline, re-send lost messages, free apps held by
         finished deployments. Returns counts (for logs and tests)."""
-        store = self.ports.store
-        now = self.ports.clock()
+        store = self.ctx.store
+        now = self.ctx.clock()
         counts = {"expired": 0, "resent": 0, "released": 0}
         continuation = None
         seen: set[str] = set()
@@ -74,9 +76,9 @@ class Sweeper:
         if plan.past_deadline(d, now):
             self.run(d)  # the step handler sees the deadline and fails / rolls back
             return "expired"
-        wake_at = parse(d.data.get("wake_at"))
+        wake_at = d.progress.wake_at
         due = wake_at is None or now >= wake_at + timedelta(seconds=STALE_AFTER_S)
         if due and now - d.updated_at >= timedelta(seconds=STALE_AFTER_S):
-            self.ports.queue.send(advance_message_of(d))
+            self.ctx.queue.send(advance_message_of(d))
             return "resent"
         return "none"

@@ -8,21 +8,24 @@ Errors here are the caller's to show: NotFoundError (404), ConflictError (409), 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Callable
+from typing import Callable
 
 from shared.domain import rollout as plan
 from shared.domain import traffic
 from shared.domain.model import (
-    AppState, Deployment, DeploymentEvent, DeploymentKind, Phase, RolloutSettings, Target, start_message,
+    AppState, Deployment, DeploymentEvent, DeploymentKind, Phase, RolloutSettings, Target,
 )
 from shared.errors import ConflictError, InvalidRequestError, NotFoundError
-from shared.ports import ConcurrencyError, DeploymentQuery, PermanentAzureError, TransientAzureError
-from shared.services.rollout_records import RolloutPorts
+from shared.ports import (
+    AppInfo, ConcurrencyError, DeploymentQuery, PermanentAzureError, TransientAzureError,
+)
+from shared.services.rollout.context import RolloutContext
+from shared.services.rollout.messages import start_message
 
 
 class RollbackRequests:
-    def __init__(self, ports: RolloutPorts) -> None:
-        self.ports = ports
+    def __init__(self, ctx: RolloutContext) -> None:
+        self.ctx = ctx
 
     def request(
         self, app: str, to_revision: str | None = None, resource_group: str | None = None,
@@ -31,16 +34,16 @@ class RollbackRequests:
         """Record a kind=rollback deployment that moves `app` back to its previous (or the named)
         healthy revision, and enqueue it: it runs through the same machinery as a push. `why` marks
         a repair of drift (rule `drift-repair`, source `drift`) and goes into its story."""
-        p = self.ports
+        c = self.ctx
         if not app or not isinstance(app, str):
             raise InvalidRequestError("an app name is required")
         target = self._find_target(app.strip().lower(), (resource_group or "").strip().lower())
-        info = _call(lambda: p.apps.get_app(target), not_found=f"app {app} was not found in Azure")
+        info = _get_app(lambda: c.apps.get_app(target), not_found=f"app {app} was not found in Azure")
         if info.revisions_mode.lower() == "single":
             raise ConflictError(f"app {target.app} is in Single revision mode: it has only one active "
                                 "revision, so there is nothing to move traffic back to")
         chosen = plan.rollback_target(target.app, info.revisions, info.traffic, to_revision or "")
-        now = p.clock()
+        now = c.clock()
         d = Deployment(
             id=plan.rollback_deployment_id(target.key, chosen.name, now, requested_by),
             target=target, kind=DeploymentKind.ROLLBACK, phase=Phase.QUEUED,
@@ -58,22 +61,22 @@ class RollbackRequests:
             {"requested_by": requested_by[:200], "to": chosen.name},
         )
         for _ in range(5):
-            state = p.store.get_app_state(target) or AppState(target=target)
+            state = c.store.get_app_state(target) or AppState(target=target)
             new_state = replace(state, pending_deployment_id=d.id, last_deployment_id=d.id,
                                 last_phase=Phase.QUEUED.value, updated_at=now)
             try:
-                p.store.create_deployment(d, first, new_state)
+                c.store.create_deployment(d, first, new_state)
                 break
             except ConcurrencyError:
-                if p.store.get_deployment(d.id, app=target.app) is not None:
+                if c.store.get_deployment(d.id, app=target.app) is not None:
                     break
         else:
             raise ConflictError(f"app {target.app} is busy; try the rollback again")
-        p.queue.send(start_message(d))
-        return p.store.get_deployment(d.id, app=target.app) or d
+        c.queue.send(start_message(d))
+        return c.store.get_deployment(d.id, app=target.app) or d
 
     def _find_target(self, app: str, resource_group: str) -> Target:
-        matches = [s.target for s in self.ports.store.list_apps()
+        matches = [s.target for s in self.ctx.store.list_apps()
                    if s.target.app.lower() == app and (not resource_group or
                                                        s.target.resource_group.lower() == resource_group)]
         if not matches:
@@ -87,7 +90,7 @@ class RollbackRequests:
     def _tag_of(self, target: Target, revision: str) -> str:
         """The tag that revision was deployed from, when our history knows it."""
         try:
-            page = self.ports.store.list_deployments(DeploymentQuery(app=target.app, limit=100))
+            page = self.ctx.store.list_deployments(DeploymentQuery(app=target.app, limit=100))
         except Exception:  # noqa: BLE001 - the tag is a nicety
             return ""
         for item in page.items:
@@ -96,7 +99,7 @@ class RollbackRequests:
         return ""
 
 
-def _call(fn: Callable[[], Any], not_found: str) -> Any:
+def _get_app(fn: Callable[[], AppInfo], not_found: str) -> AppInfo:
     """Azure's answer to a request made on a caller's behalf, as the error the API maps to a status."""
     try:
         return fn()
