@@ -51,16 +51,19 @@ class ControlProgress:
     approved: ControlRequest | None = None  # the approval (or rejection) that was carried out
     resume_phase: str = ""  # PAUSED / FROZEN: the phase to go back to
     freeze_override: ControlRequest | None = None  # this deployment ignores freeze windows
+    promoted_from: str = ""  # the deployment (on another app) whose success this one promotes
+    not_before: datetime | None = None  # a promotion waits out its soak time before it starts
+    promoted_to: tuple[str, ...] = ()  # deployments this one's success promoted
 
     def to_dict(self) -> dict[str, Any]:
         def req(r: ControlRequest | None) -> dict[str, Any] | None:
             return None if r is None else {"action": r.action.value, "by": r.by, "reason": r.reason,
                                            "at": r.at.isoformat()}
 
-        return {"request": req(self.request), "approval_requested_at":
-                self.approval_requested_at.isoformat() if self.approval_requested_at else None,
+        return {"request": req(self.request), "approval_requested_at": _iso(self.approval_requested_at),
                 "approved": req(self.approved), "resume_phase": self.resume_phase,
-                "freeze_override": req(self.freeze_override)}
+                "freeze_override": req(self.freeze_override), "promoted_from": self.promoted_from,
+                "not_before": _iso(self.not_before), "promoted_to": list(self.promoted_to)}
 
     @classmethod
     def from_dict(cls, data: Any) -> "ControlProgress":
@@ -73,12 +76,28 @@ class ControlProgress:
             return ControlRequest(ControlAction(value["action"]), str(value.get("by") or ""),
                                   str(value.get("reason") or ""), datetime.fromisoformat(value["at"]))
 
-        at = data.get("approval_requested_at")
-        return cls(req(data.get("request")), datetime.fromisoformat(at) if at else None,
-                   req(data.get("approved")), str(data.get("resume_phase") or ""), req(data.get("freeze_override")))
+        def when(key: str) -> datetime | None:
+            return datetime.fromisoformat(data[key]) if data.get(key) else None
+
+        return cls(req(data.get("request")), when("approval_requested_at"), req(data.get("approved")),
+                   str(data.get("resume_phase") or ""), req(data.get("freeze_override")),
+                   str(data.get("promoted_from") or ""), when("not_before"),
+                   tuple(str(x) for x in data.get("promoted_to") or ()))
+
+    @classmethod
+    def read(cls, data: Any) -> "ControlProgress":
+        """`from_dict` for stored documents: what does not read is absent (never raises)."""
+        try:
+            return cls.from_dict(data)
+        except (KeyError, ValueError, TypeError):
+            return cls()
 
     def with_request(self, request: ControlRequest | None) -> "ControlProgress":
         return replace(self, request=request)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
 
 
 # Phases are named by value so this module needs no import of the model (which imports controls).
@@ -129,7 +148,8 @@ def judge(action: ControlAction, phase: str, policy: ApprovalPolicy, progress: C
         ok = phase in PROMOTABLE
         return Verdict(ok, "promoted" if ok else f"a {phase} deployment has no traffic steps to skip")
     if action == ControlAction.ABORT:
-        return Verdict(True, "aborted")
+        ok = phase != "queued"
+        return Verdict(ok, "aborted" if ok else "the deployment has not started; a newer push supersedes it")
     if action == ControlAction.OVERRIDE_FREEZE:
         if progress.freeze_override is not None:
             return Verdict(False, f"already overridden ({progress.freeze_override.describe()})")

@@ -14,6 +14,8 @@ from datetime import datetime
 from enum import Enum
 from typing import Mapping
 
+from shared.domain.approvals import ControlProgress
+
 
 @dataclass(frozen=True)
 class CheckRun:
@@ -98,6 +100,7 @@ class RolloutProgress:
     wake: int = 0  # the newest scheduled wake-up; a message with a lower number is stale
     wake_at: datetime | None = None  # when that wake-up is due (the sweeper re-sends lost ones)
     ending: Ending | None = None
+    controls: ControlProgress = ControlProgress()  # approval, pause, freeze, promotion (shared.domain.approvals)
 
     def check(self, kind: CheckKind) -> CheckProgress:
         found = self.smoke if kind == CheckKind.SMOKE else self.verify

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Mapping
 
+from shared.domain.approvals import ControlProgress
 from shared.domain.progress import (
     CheckKind, CheckProgress, CheckRun, Ending, EndingKind, RolloutProgress, TrafficRequest,
 )
@@ -24,7 +25,7 @@ ALLOW_DOWNGRADE = "allow_downgrade"  # intake's flag, stored beside the progress
 _KEYS = frozenset({
     VERSION_KEY, ALLOW_DOWNGRADE, "waiting_for", "app_fqdn", "suffix", "switch_mode", "ready_by", "polls",
     "activated", "fqdn", "smoke", "smoke_retry_at", "verify", "verify_retry_at", "verify_after",
-    "traffic_requested", "wake", "wake_at", "ending",
+    "traffic_requested", "wake", "wake_at", "ending", "controls",
 })
 
 
@@ -59,6 +60,8 @@ def progress_to_dict(p: RolloutProgress, allow_downgrade: bool = False,
                                     "checks": t.checks, "patches": t.patches}
     if p.ending is not None:
         doc["ending"] = _ending_to_dict(p.ending)
+    if p.controls != ControlProgress():
+        doc["controls"] = p.controls.to_dict()
     return doc
 
 
@@ -83,6 +86,7 @@ def progress_from_dict(doc: Mapping[str, Any] | None) -> tuple[RolloutProgress, 
         wake=_int(doc.get("wake")),
         wake_at=_date(doc.get("wake_at")),
         ending=_ending_from(doc.get("ending")),
+        controls=ControlProgress.read(doc.get("controls")),
     )
     extra = {k: v for k, v in doc.items() if k not in _KEYS}
     return progress, bool(doc.get(ALLOW_DOWNGRADE)), extra

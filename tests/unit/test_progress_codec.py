@@ -60,8 +60,9 @@ def test_a_schema_1_document_reads_into_the_typed_progress():
         ending=Ending(EndingKind.SUCCEED, "", "10 attempt(s) against https://orders.example.io",
                       datetime(2025, 5, 1, 12, 1, tzinfo=timezone.utc), ("orders--old",), ("orders--first",)),
     )
-    # every field of the progress has a key in the old document: none was left behind
-    assert all(getattr(progress, f.name) != f.default for f in fields(RolloutProgress))
+    # every field of the progress has a key in the old document: none was left behind (the release
+    # controls came after schema 1: their round trip is tests/unit/test_release_controls.py's)
+    assert all(getattr(progress, f.name) != f.default for f in fields(RolloutProgress) if f.name != "controls")
 
 
 def test_writing_keeps_the_schema_1_keys_and_adds_the_version():

@@ -18,6 +18,7 @@ from shared.domain.progress import CheckKind, TrafficRequest
 from shared.ports import ConcurrencyError, PermanentAzureError, TransientAzureError
 from shared.services.rollout.checks import CheckRunner, url
 from shared.services.rollout.context import RolloutContext
+from shared.services.rollout.controls import Controls
 from shared.services.rollout.endings import Endings
 from shared.services.rollout.messages import advance_message_of
 from shared.services.rollout.records import live_of, remaining
@@ -36,12 +37,14 @@ class Phases:
         self.ctx = ctx
         self.endings = endings
         self.checks = CheckRunner(ctx)
+        self.controls = Controls(ctx, endings)
         self._handlers: dict[Phase, Callable[[Deployment], Step]] = {
-            Phase.CREATING_REVISION: self._create,
+            Phase.CREATING_REVISION: self.controls.gate_create(self._create),
             Phase.WAITING_READY: self._wait_ready,
             Phase.SMOKE_TESTING: self._smoke,
-            Phase.SHIFTING: self._shift,
+            Phase.SHIFTING: self.controls.gate_shift(self._shift),
             Phase.VERIFYING: self._verify,
+            **self.controls.handlers(),
         }
 
     def step(self, d: Deployment) -> Step:
@@ -67,7 +70,7 @@ class Phases:
             newer = plan.superseded_by(d, state)
             if newer:
                 return self.endings.supersede(d, newer)
-            return self._handlers[d.phase](d)
+            return self.controls.pending(d) or self._handlers[d.phase](d)
         except (TransientAzureError, PermanentAzureError) as exc:
             return self.on_azure_error(d, exc)
 
