@@ -66,14 +66,18 @@ class Container:
         return HttpSmokeProbe(ca_bundle=self.settings.arm_ca_bundle)
 
     @cached_property
-    def publisher(self) -> OutcomePublisher:  # the CloudEvents topic and the rules' chat webhooks
+    def publisher(self) -> OutcomePublisher:  # the CloudEvents topic, the rules' chat webhooks, promotion
         import os
 
         from shared.adapters.chat import ChatNotifier, FanOutPublisher
         from shared.adapters.publisher import build_publisher
+        from shared.domain.model import utcnow
+        from shared.services.promotion import Promoter
 
         # Webhook URLs are app settings (Key Vault references in Azure), read when a message goes out.
-        return FanOutPublisher(build_publisher(self.settings), ChatNotifier(os.environ.get))
+        # A success also promotes the digest where its rule says (`promote:`), through intake.
+        return FanOutPublisher(build_publisher(self.settings), ChatNotifier(os.environ.get),
+                               Promoter(lambda: self.intake, self.store, utcnow))
 
     # ---- services -----------------------------------------------------------------------
     @cached_property

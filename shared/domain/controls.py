@@ -12,6 +12,7 @@ from typing import Any
 from shared.domain.freeze import FreezeWindow
 
 DEFAULT_APPROVAL_EXPIRY_S = 24 * 3600.0
+PROMOTION_SOURCE = "acr-deploy/promotion/"  # event_source prefix of the pushes promotion plans
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class ReleaseControls:
     freezes: tuple[FreezeWindow, ...] = ()
     promote: tuple[Promotion, ...] = ()
     notify: tuple[ChatHook, ...] = ()
+    promotion_only: bool = False  # the rule takes digests promoted from another app, never pushes
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,6 +83,7 @@ class ReleaseControls:
                         for p in self.promote],
             "notify": [{"service": h.service.value, "setting": h.setting, "on": [n.value for n in h.on]}
                        for h in self.notify],
+            "promotion_only": self.promotion_only,
         }
 
     @classmethod
@@ -99,4 +102,5 @@ class ReleaseControls:
             notify=tuple(ChatHook(ChatService(h["service"]), h["setting"],
                                   tuple(Notice(n) for n in h.get("on") or ()))
                          for h in data.get("notify") or ()),
+            promotion_only=bool(data.get("promotion_only")),
         )

@@ -72,6 +72,7 @@ _RESUMABLE = frozenset({Phase.CREATING_REVISION, Phase.WAITING_READY, Phase.SMOK
                         Phase.VERIFYING})
 _ENDS = frozenset({Phase.FAILED, Phase.ROLLED_BACK, Phase.SUPERSEDED})
 for _phase, _next in {
+    Phase.QUEUED: {Phase.SKIPPED},  # a promotion whose source stopped serving during the soak
     Phase.CREATING_REVISION: {Phase.FROZEN, Phase.SKIPPED},
     Phase.WAITING_READY: {Phase.PAUSED},
     Phase.SMOKE_TESTING: {Phase.PAUSED},

@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from shared.domain.controls import PROMOTION_SOURCE
 from shared.domain.freeze import freeze_at
 from shared.domain.model import ImagePush, PlannedDeployment, RolloutSettings
 from shared.domain.rules import (
@@ -176,7 +177,10 @@ class RuleBook:
     # ---- what intake calls
     def plan(self, push: ImagePush) -> PlanResult:
         tag_rules = self.tag_rules()
-        result = plan(push, [*self.rules, *tag_rules])
+        # Rules with `promotion_only` take digests promoted to them (shared.services.promotion), never pushes.
+        promoted = push.event_source.startswith(PROMOTION_SOURCE)
+        rules = [r for r in self.rules if promoted or not r.rollout.controls.promotion_only]
+        result = plan(push, [*rules, *tag_rules])
         if self._directory is not None and self._last_error:
             # Say so in the decisions: an ignore record then explains why a tag rule did not fire.
             when = "never loaded" if self._loaded_at is None else "using the last good list"

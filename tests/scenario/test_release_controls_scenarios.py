@@ -52,17 +52,20 @@ rules:
 """
 
 
+def use_rules(world, text: str, path) -> None:
+    path.write_text(text.replace("RG", world.rg))
+    c = world.container
+    c.rules = RuleBook.from_settings(replace(c.settings, rules_file=str(path)), background=False)
+    c.__dict__.pop("intake", None)  # built again on the new rules
+
+
 @pytest.fixture
 def controlled(world, tmp_path, monkeypatch):
     """The scenario world with these rules, and a webhook receiver behind the rules' app settings."""
     receiver = ChatReceiver().start()
     monkeypatch.setenv("TEST_TEAMS_URL", receiver.hook_url("teams-releases"))
     monkeypatch.setenv("TEST_SLACK_URL", receiver.hook_url("slack-releases"))
-    path = tmp_path / "controls.yaml"
-    path.write_text(RULES.replace("RG", world.rg))
-    c = world.container
-    c.rules = RuleBook.from_settings(replace(c.settings, rules_file=str(path)), background=False)
-    c.__dict__.pop("intake", None)  # built again on the new rules
+    use_rules(world, RULES, tmp_path / "controls.yaml")
     try:
         yield world, receiver
     finally:
@@ -170,3 +173,50 @@ def test_a_paused_canary_holds_its_weights_and_promote_takes_all_traffic(control
     shifts = [e.data["traffic"] for e in world.store.list_events(done.id) if "traffic" in e.data
               and e.phase == Phase.VERIFYING]
     assert shifts == [{seed: 90, done.revision: 10}, {done.revision: 100}]
+
+
+PROMOTION = """\
+version: 1
+rules:
+  - name: staging
+    repository: STG
+    tags: "semver:*"
+    targets: [{app: STG, resource_group: RG}]
+    smoke: [{path: /healthz, retries: 1, backoff: 100ms}]
+    promote: {to: PRD, after: 30m}
+  - name: production
+    repository: STG
+    tags: {semver: ">=1.0.0"}
+    targets: [{app: PRD, resource_group: RG}]
+    smoke: [{path: /healthz, retries: 1, backoff: 100ms}]
+    approval: {approvers: [ann@contoso.com], expires: 2h}
+    promotion_only: true
+"""
+
+
+def test_a_digest_live_on_staging_is_promoted_to_production_after_its_soak_through_its_approval(world, tmp_path):
+    stg, prd = world.seed_app("stg"), world.seed_app("prd")
+    use_rules(world, PROMOTION.replace("STG", stg).replace("PRD", prd), tmp_path / "promotion.yaml")
+    world.push(stg, "1.2.0")  # a push: production's rule takes promotions only
+    world.driver.run(until=lambda: len(world.deployments(prd)) == 1, timeout_s=30)
+    source = world.deployment(stg, "1.2.0")
+    assert_live(world, stg, source)
+    (promoted,) = world.deployments(prd)
+    assert promoted.phase == Phase.QUEUED and promoted.progress.controls.promoted_from == source.id
+    assert world.deployment(stg, "1.2.0").progress.controls.promoted_to == (promoted.id,)
+    assert f"promoted to {prd}: deployment {promoted.id}" in world.story(source)
+    assert world.app_dump(prd)["traffic"] == {f"{prd}--seed": 100}  # soaking: nothing yet
+
+    # 31 minutes on (the worker's clock; the sweeper sends the due wake-up): production's own gates.
+    world.container.rollout = world.container.rollout.with_ports(clock=lambda: utcnow() + timedelta(minutes=31))
+    world.container.rollout.sweep()
+    d = wait_for(world, prd, "1.2.0", Phase.AWAITING_APPROVAL)
+    assert "soak time over" in world.story(d)
+    status, _ = control(world, d, "approve", "staging looked good", signed_in="ann@contoso.com")
+    assert status == 202
+    world.run(prd)
+    done = world.deployment(prd, "1.2.0")
+    assert_live(world, prd, done)
+    assert done.digest == source.digest and done.image == source.image
+    page = world.container.api.handle("get_deployment", route_params={"id": done.id}, params={"app": prd}).body
+    assert page["data"]["controls"]["promoted_from"] == source.id  # what the page links

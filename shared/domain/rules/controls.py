@@ -2,6 +2,7 @@
 
     approval: {approvers: [ann@contoso.com], expires: 24h}   # or `approval: true`
     promote: {to: orders-api, after: 30m}                    # or a list of them
+    promotion_only: true     # this rule deploys only digests promoted to it, never a push
     notify:
       - {teams: TEAMS_RELEASES_URL, kinds: [awaiting_approval, failed, rolled_back]}  # `on:` would be YAML for true
       - {slack: SLACK_RELEASES_URL}
@@ -21,8 +22,12 @@ from shared.domain.controls import (
 from shared.domain.rules.fields import BadValue, FieldReader
 from shared.domain.rules.target_names import is_valid_app_name
 
-CONTROL_KEYS = ("approval", "promote", "notify")
+CONTROL_KEYS = ("approval", "promote", "notify", "promotion_only")
 SETTING_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+
+
+def read_promotion_only(r: FieldReader, value: Any, node: Any) -> bool:
+    return r.flag(value, "promotion_only", node)
 
 
 def read_approval(r: FieldReader, value: Any, node: Any) -> ApprovalPolicy:

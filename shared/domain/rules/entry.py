@@ -13,7 +13,9 @@ from typing import Any, Mapping
 from dataclasses import replace
 
 from shared.domain.controls import ReleaseControls
-from shared.domain.rules.controls import CONTROL_KEYS, read_approval, read_notify, read_promote
+from shared.domain.rules.controls import (
+    CONTROL_KEYS, read_approval, read_notify, read_promote, read_promotion_only,
+)
 from shared.domain.rules.fields import BadValue, FieldReader
 from shared.domain.rules.rollout_settings import checks, rollout_fields, rollout_settings
 from shared.domain.references import REPOSITORY
@@ -101,7 +103,8 @@ def read_rule(
 
 def _controls(r: FieldReader, data: Any) -> ReleaseControls:
     """approval / promote / notify (freeze windows are the file's, attached by `document`)."""
-    readers = {"approval": read_approval, "promote": read_promote, "notify": read_notify}
+    readers = {"approval": read_approval, "promote": read_promote, "notify": read_notify,
+               "promotion_only": read_promotion_only}
     found = {key: r.attempt(lambda k=key: readers[k](r, data[k], data)) for key in CONTROL_KEYS if key in data}
     if any(v is None for v in found.values()):
         raise BadValue()

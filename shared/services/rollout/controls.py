@@ -93,6 +93,24 @@ class Controls:
             return carried(saved, Wait(self._hold_wait(saved, self.ctx.clock())))
         return act
 
+    def before_claim(self, d: Deployment) -> Step | None:
+        """QUEUED promotion: wait out the soak, then go on only while its source still serves."""
+        cp = d.progress.controls
+        if not cp.promoted_from or cp.not_before is None:
+            return None
+        now = self.ctx.clock()
+        if now < cp.not_before:
+            return carried(d, Wait(min((cp.not_before - now).total_seconds(), MAX_HOLD_S)))
+        store = self.ctx.store
+        source = store.get_deployment(cp.promoted_from)
+        state = store.get_app_state(source.target) if source is not None else None
+        if source is None or state is None or state.live_deployment_id != source.id:
+            where = source.target.app if source is not None else "its app"
+            return finish(d, Phase.SKIPPED, f"not promoted: {cp.promoted_from} no longer serves {where} "
+                          "after the soak time; nothing was changed in Azure", now)
+        d = d.with_progress(controls=replace(cp, not_before=None))
+        return recorded(d, plan.note(d, f"soak time over; {cp.promoted_from} still serves {source.target.app}", now))
+
     # ------------------------------------------------------------------ held phases
     def _awaiting_approval(self, d: Deployment) -> Step:
         now = self.ctx.clock()

@@ -61,7 +61,7 @@ class Phases:
             if ending is not None:
                 return self.endings.resume(d, ending)
             if d.phase == Phase.QUEUED:
-                return self._claim(d)
+                return self.controls.before_claim(d) or self._claim(d)
             state = self.ctx.store.get_app_state(d.target)
             if state is None or state.active_deployment_id != d.id:
                 holder = state.active_deployment_id if state else ""
