@@ -16,6 +16,7 @@ from shared.settings import Settings
 if TYPE_CHECKING:  # the adapters and services are imported on first use, not at start-up
     from azure.core.credentials import TokenCredential
 
+    from shared.adapters.chat import ChatNotifier
     from shared.adapters.containerapps import ContainerAppsAdapter
     from shared.adapters.queues import StorageRolloutQueue
     from shared.adapters.smoke import HttpSmokeProbe
@@ -67,17 +68,23 @@ class Container:
 
     @cached_property
     def publisher(self) -> OutcomePublisher:  # the CloudEvents topic, the rules' chat webhooks, promotion
-        import os
-
-        from shared.adapters.chat import ChatNotifier, FanOutPublisher
+        from shared.adapters.chat import FanOutPublisher
         from shared.adapters.publisher import build_publisher
         from shared.domain.model import utcnow
         from shared.services.promotion import Promoter
 
-        # Webhook URLs are app settings (Key Vault references in Azure), read when a message goes out.
         # A success also promotes the digest where its rule says (`promote:`), through intake.
-        return FanOutPublisher(build_publisher(self.settings), ChatNotifier(os.environ.get),
+        return FanOutPublisher(build_publisher(self.settings), self.chat,
                                Promoter(lambda: self.intake, self.store, utcnow))
+
+    @cached_property
+    def chat(self) -> ChatNotifier:  # the rules' Teams / Slack webhooks
+        import os
+
+        from shared.adapters.chat import ChatNotifier
+
+        # Webhook URLs are app settings (Key Vault references in Azure), read when a message goes out.
+        return ChatNotifier(os.environ.get)
 
     # ---- services -----------------------------------------------------------------------
     @cached_property
@@ -122,7 +129,7 @@ class Container:
             return rollout.request_rollback(target.app, revision, target.resource_group,
                                             requested_by=REPAIR_REQUESTER, why=reason)
 
-        return DriftReconciler(self.store, self.container_apps, repair)
+        return DriftReconciler(self.store, self.container_apps, repair, notify=self.chat)
 
     @cached_property
     def api(self) -> HistoryApi:

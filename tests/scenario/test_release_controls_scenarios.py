@@ -34,6 +34,12 @@ rules:
     smoke: [{{path: /healthz, retries: 1, backoff: 100ms}}]
     approval: {{approvers: [ann@contoso.com], expires: 1h}}
     notify: [{{teams: TEST_TEAMS_URL}}, {{slack: TEST_SLACK_URL, kinds: [awaiting_approval, succeeded]}}]
+  - name: watched
+    repository: "watch-*"
+    tags: "semver:*"
+    targets: [{{app: "{{name}}", resource_group: RG}}]
+    smoke: [{{path: /healthz, retries: 1, backoff: 100ms}}]
+    notify: [{{teams: TEST_TEAMS_URL, kinds: [drift]}}]
   - name: frozen
     repository: "frz-*"
     tags: "semver:*"
@@ -220,3 +226,20 @@ def test_a_digest_live_on_staging_is_promoted_to_production_after_its_soak_throu
     assert done.digest == source.digest and done.image == source.image
     page = world.container.api.handle("get_deployment", route_params={"id": done.id}, params={"app": prd}).body
     assert page["data"]["controls"]["promoted_from"] == source.id  # what the page links
+
+
+def test_drift_on_a_live_app_is_told_to_the_rule_s_chat_once(controlled):
+    world, receiver = controlled
+    app = world.seed_app("watch")
+    world.push(app, "1.0.0")
+    world.run(app)
+    d = world.deployment(app, "1.0.0")
+    assert receiver.messages == []  # the rule asked for drift only
+    assert world.container.container_apps.set_traffic(d.target, {f"{app}--seed": 100}) is True  # by hand
+    world.container.drift.reconcile_app(d.target)
+    world.container.drift.reconcile_app(d.target)  # the same drift again: told once
+    (message,) = receiver.messages
+    card = message["body"]["attachments"][0]["content"]["body"]
+    assert card[0]["text"] == f"{app}:1.0.0 on {app} drifted from its recorded revision"
+    why = {f["title"]: f["value"] for f in card[1]["facts"]}["Why"]
+    assert why.startswith("drift: ") and f"{app}--seed 100 %" in why
