@@ -275,3 +275,24 @@ def test_property_nothing_shifts_traffic_towards_a_new_revision_inside_a_freeze(
         assert freeze_at([window], at) is None, f"shifted {weights} at {at} inside {window.describe()}"
     if done.phase == Phase.SUCCEEDED:
         assert towards_new and towards_new[-1][1] == {done.revision: 100}
+
+
+# ------------------------------------------------------------------------ approval from resource tags
+@pytest.mark.parametrize("value, required, approvers", [
+    ("true", True, ()), ("required", True, ()), ("false", False, ()),
+    ("ann@contoso.com, bob@contoso.com", True, ("ann@contoso.com", "bob@contoso.com")),
+])
+def test_the_approval_resource_tag_asks_for_approval(value, required, approvers):
+    from shared.domain.rules.resource_tags import tag_rule_from_app
+    from tests.unit.rules_support import app
+
+    rule = tag_rule_from_app(app("orders-api", {"acr-deploy.repository": "orders-api", "acr-deploy.approval": value}))
+    assert (rule.rollout.controls.approval.required, rule.rollout.controls.approval.approvers) == (required, approvers)
+
+
+def test_a_broken_approval_tag_deploys_nothing_and_says_why():
+    from shared.domain.rules.resource_tags import tag_rule_from_app
+    from tests.unit.rules_support import app
+
+    rule = tag_rule_from_app(app("orders-api", {"acr-deploy.repository": "orders-api", "acr-deploy.approval": ",,,"}))
+    assert "acr-deploy.approval=',,,': expected true, false or approvers" in rule.policy.problem
