@@ -296,3 +296,35 @@ def test_a_broken_approval_tag_deploys_nothing_and_says_why():
 
     rule = tag_rule_from_app(app("orders-api", {"acr-deploy.repository": "orders-api", "acr-deploy.approval": ",,,"}))
     assert "acr-deploy.approval=',,,': expected true, false or approvers" in rule.policy.problem
+
+
+# ------------------------------------------------------------------------ promotion soak
+def test_a_promotion_soaks_then_goes_on_only_while_its_source_still_serves():
+    from shared.domain.approvals import ControlProgress as CP
+    from tests.unit.test_rollout_fakes import push_deployment, record
+
+    h = Harness()
+    staging, production = h.apps.add_app("stg"), h.apps.add_app("prd")
+    source = h.push(staging, "1.0.0", "a")
+    h.drain()
+    assert h.get(source).phase == Phase.SUCCEEDED
+
+    def promoted(seed: str, tag: str):
+        d = push_deployment(production, tag, seed, h.clock(), fast())
+        d = d.evolve(deadline=h.clock() + timedelta(hours=1)).with_progress(
+            controls=CP(promoted_from=source.id, not_before=h.clock() + timedelta(minutes=30)))
+        record(h.store, h.queue, d)
+        return d
+
+    ok = promoted("b", "1.0.0")
+    h.drain()
+    assert h.get(ok).phase == Phase.SUCCEEDED, h.story(ok)
+    assert h.clock() >= ok.progress.controls.not_before and "soak time over" in h.story(ok)
+
+    late = promoted("c", "1.0.1")
+    newer = h.push(staging, "1.1.0", "d")  # staging moves on during the soak
+    h.drain()
+    assert h.get(newer).phase == Phase.SUCCEEDED
+    skipped = h.get(late)
+    assert skipped.phase == Phase.SKIPPED and f"{source.id} no longer serves stg" in skipped.reason, h.story(late)
+    assert h.apps.app(production).traffic == {h.get(ok).revision: 100}
