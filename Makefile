@@ -33,7 +33,9 @@ $(CKVSTAMP): requirements-infra.txt
 # Debian's docker-registry (a real OCI registry with push notifications) and skopeo (pushes
 # without a Docker engine). Installed when missing and we are root; otherwise say so.
 # shellcheck lints the azd hooks (tests/infra); python3-venv makes `python3 -m venv` work.
-SYSPKGS := docker-registry skopeo shellcheck
+# chromium: the browser tests (tests/browser) drive Debian's build through Playwright, whose own
+# browser download cannot be reached from the build machines.
+SYSPKGS := docker-registry skopeo shellcheck chromium
 sysdeps:
 	@missing=""; for tool in $(SYSPKGS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
 	$(PY) -c "import ensurepip" 2>/dev/null || missing="$$missing python3-venv"; \
@@ -61,4 +63,4 @@ bench: setup
 	$(VPY) -m benchmarks
 
 clean:
-	rm -rf $(VENV) .venv-checkov node_modules .sandbox .pytest_cache
+	rm -rf $(VENV) .venv-checkov node_modules .sandbox .pytest_cache .test-output

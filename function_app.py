@@ -110,9 +110,11 @@ def list_rejections(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @app.function_name("history_page")
-@app.route(route="history", methods=["GET"])
+@app.route(route="history", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def history_page(req: func.HttpRequest) -> func.HttpResponse:
-    """A small HTML page for release managers over the same API."""
+    """The release managers' page over the same API. Anonymous: it is static and holds no data;
+    it asks for the function key once (kept in the tab's sessionStorage, sent as a header), so
+    the key never sits in a link people share."""
     return _http(req, "history_page")
 
 

@@ -11,14 +11,16 @@ from __future__ import annotations
 import json
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
 from shared.domain.approvals import ControlAction
 from shared.domain.events import parse_time
-from shared.domain.model import AppState, IgnoredEvent, Phase, deployment_to_dict, event_to_dict, utcnow
+from shared.domain.model import (
+    AppState, Deployment, IgnoredEvent, Phase, deployment_to_dict, event_to_dict, utcnow,
+)
 from shared.domain.references import REPOSITORY
 from shared.errors import ConflictError, InvalidRequestError, NotFoundError, UnavailableError
 from shared.ports import ConcurrencyError, DeploymentQuery
@@ -74,6 +76,8 @@ def app_to_dict(s: AppState) -> dict[str, Any]:
         "active_deployment_id": s.active_deployment_id, "pending_deployment_id": s.pending_deployment_id,
         "last_deployment_id": s.last_deployment_id, "last_phase": s.last_phase,
         "updated_at": iso(s.updated_at),
+        # What the drift reconciler saw: the app serving something other than the live record.
+        "drift": {"detail": s.drift_detail, "since": iso(s.drift_since)} if s.drift else None,
     }
 
 
@@ -160,8 +164,7 @@ class HistoryApi:
             limit=_limit(params.get("limit"), DEFAULT_LIMIT),
             continuation=_continuation(params.get("continuation")),
         ))
-        return HttpResult(200, {"items": [deployment_to_dict(d) for d in page.items],
-                                "continuation": page.continuation})
+        return HttpResult(200, {"items": self._described(page.items), "continuation": page.continuation})
 
     def _get_deployment(self, params: dict[str, str], route: dict[str, str], body: bytes) -> HttpResult:
         _only(params, "app")
@@ -169,7 +172,7 @@ class HistoryApi:
         if not ID_RE.fullmatch(deployment_id):
             raise InvalidRequestError("id must be a deployment id such as 20240501120000-0123456789")
         found = self.history.get_deployment(deployment_id, app=_match(params, "app", APP_RE, "an app name"))
-        data = deployment_to_dict(found.deployment)
+        data = self._described([found.deployment])[0]
         data["events"] = [event_to_dict(e) for e in found.events]
         return HttpResult(200, data)
 
@@ -177,13 +180,13 @@ class HistoryApi:
     def _list_apps(self, params: dict[str, str], route: dict[str, str], body: bytes) -> HttpResult:
         _only(params, "environment")
         states = self.history.list_apps(_match(params, "environment", NAME_RE, "an environment name"))
-        return HttpResult(200, {"items": [app_to_dict(s) for s in states]})
+        return HttpResult(200, {"items": [self._app(s) for s in states]})
 
     def _get_app(self, params: dict[str, str], route: dict[str, str], body: bytes) -> HttpResult:
         _only(params)
         found = self.history.get_app(_app_name(route))
-        return HttpResult(200, {"app": found.app, "targets": [app_to_dict(s) for s in found.targets],
-                                "recent": [deployment_to_dict(d) for d in found.recent]})
+        return HttpResult(200, {"app": found.app, "targets": [self._app(s) for s in found.targets],
+                                "recent": self._described(found.recent)})
 
     def _rollback_app(self, params: dict[str, str], route: dict[str, str], body: bytes) -> HttpResult:
         _only(params)
@@ -222,6 +225,24 @@ class HistoryApi:
         by = principal or f"{declared} (function key)"
         d = self.history.request_control(deployment_id, action, by, reason, app=app.lower() if app else None)
         return HttpResult(202, deployment_to_dict(d))
+
+    def _app(self, state: AppState) -> dict[str, Any]:
+        data = app_to_dict(state)
+        if data.get("live") is not None:
+            data["live"]["tag"] = self.history.live_tag(state)
+        return data
+
+    def _described(self, deployments: list[Deployment]) -> list[dict[str, Any]]:
+        """The API shape of each deployment; a rollback also says what it restores (`restores`), so
+        a reader sees `rollback to orders-api--x (1.5.0)` instead of an empty repository:tag."""
+        restores = self.history.restores(deployments)
+        out = []
+        for d in deployments:
+            data = deployment_to_dict(d)
+            if d.id in restores:
+                data["restores"] = asdict(restores[d.id])
+            out.append(data)
+        return out
 
     # ------------------------------------------------------------------ rejections
     def _list_rejections(self, params: dict[str, str], route: dict[str, str], body: bytes) -> HttpResult:

@@ -74,6 +74,10 @@ class BridgeConfig:
     ttl_s: float = 120.0  # Event Grid's "event time to live", shortened for a laptop
     timeout_s: float = 30.0  # Event Grid waits 30 s for an answer
     workers: int = 4
+    # ACR names the identity that pushed in `data.actor.name`. docker-registry does too when it
+    # authenticates; the sandbox's registry takes anonymous pushes from the person running it,
+    # so their login name stands in (set by the sandbox; "" leaves the actor out).
+    default_actor: str = ""
 
     def __post_init__(self) -> None:
         if self.schema not in ("eventgrid", "cloudevents"):
@@ -136,6 +140,7 @@ def image_pushed_event(registry_event: dict[str, Any], config: BridgeConfig) -> 
     target = registry_event.get("target") or {}
     request = registry_event.get("request") or {}
     registry_id = str(registry_event.get("id") or uuid.uuid4())
+    actor = registry_event.get("actor") if isinstance(registry_event.get("actor"), dict) else {}
     return acr_events.image_pushed(
         registry=config.registry,
         repository=str(target["repository"]),
@@ -151,6 +156,7 @@ def image_pushed_event(registry_event: dict[str, Any], config: BridgeConfig) -> 
         request_id=str(request.get("id") or "") or None,
         user_agent=str(request.get("useragent") or "docker-registry"),
         location=config.location,
+        actor=str(actor.get("name") or "") or config.default_actor or None,
     )
 
 

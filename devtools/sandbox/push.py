@@ -22,7 +22,7 @@ import httpx
 from shared import acr_events
 from devtools.sandbox import bridge as bridge_mod
 from devtools.sandbox.oci import MANIFEST_MEDIA_TYPE, VARIANTS, SampleImage, build_image, parse_reference, skopeo_push
-from devtools.sandbox.sandbox import DEFAULT_DIR, SandboxError, read_endpoints, remember_behavior
+from devtools.sandbox.sandbox import DEFAULT_DIR, SandboxError, pusher, read_endpoints, remember_behavior
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,7 @@ def direct_event(endpoints: dict[str, Any], image: SampleImage) -> dict[str, Any
         registry_resource_id=endpoints["registry_resource_id"], schema=endpoints.get("schema", "eventgrid"),
         event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{endpoints['registry_resource_id']}/events/{registry_event_id}")),
         data_id=registry_event_id, event_time=datetime.now(timezone.utc), user_agent="acr-deploy-sandbox",
+        actor=pusher(),
     )
 
 

@@ -184,7 +184,7 @@ class Sandbox:
         bridge_config = BridgeConfig(
             webhook_url=self.webhook_override or webhook, registry=registry, topic=REGISTRY_RESOURCE_ID,
             deadletter_dir=str(self.deadletter_dir), schema=self.schema, host=HOST, port=bridge_port,
-            **self.bridge_options,
+            **{"default_actor": pusher(), **self.bridge_options},
         )
         bridge_config.write(self.dir / "bridge.json")
         self.procs.spawn("bridge", [sys.executable, "-m", "devtools.sandbox.bridge",
@@ -413,6 +413,16 @@ def remember_behavior(directory: str | Path, behavior: dict[str, Any]) -> None:
     """Image behaviours registered by `push` survive an `up --keep` restart of the emulator."""
     items = [b for b in load_behaviors(directory) if b["image"] != behavior["image"]] + [behavior]
     (Path(directory) / "behaviors.json").write_text(json.dumps(items, indent=2))
+
+
+def pusher() -> str:
+    """Who pushes to the sandbox's anonymous registry: the person running it (the event's actor)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name in some containers
+        return "sandbox-user"
 
 
 def public_endpoints(endpoints: dict[str, Any]) -> dict[str, Any]:

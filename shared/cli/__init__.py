@@ -13,7 +13,7 @@ import sys
 # Modules that contribute commands, in help order. A module that fails to import is a bug:
 # let the error surface rather than hiding a command.
 COMMAND_MODULES = (
-    "shared.cli.history",  # history, show, apps
+    "shared.cli.history",  # history, show, apps, rejections
     "shared.cli.rules",  # rules check, rules explain
     "shared.cli.rollback",  # rollback
     "shared.cli.control",  # approve, reject, pause, resume, promote, abort, override-freeze

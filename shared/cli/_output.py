@@ -2,7 +2,8 @@
 
 One writer so every command's CSV looks the same: a header row, "\\n" line endings, None as an
 empty cell, booleans as JSON spells them (`true`/`false`) so a script reading either format
-compares the same strings.
+compares the same strings. Control characters other than newline and tab are spelled out
+(`\\x1b`): a CSV is often read in a terminal first.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import csv
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TextIO
+
+from shared.cli._text import printable
 
 
 def add_output_flags(parser: argparse.ArgumentParser, json_help: str,
@@ -27,6 +30,8 @@ def _cell(value: Any) -> Any:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str):  # stored text: no terminal escapes (newlines and tabs stay, quoted)
+        return printable(value, csv=True)
     return value
 
 

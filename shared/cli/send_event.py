@@ -17,9 +17,7 @@ from typing import Any
 
 from shared import acr_events
 from shared.domain.references import parse_reference
-
-URL_ENV = "ACR_DEPLOY_FUNCTION_URL"
-KEY_ENV = "ACR_DEPLOY_FUNCTION_KEY"
+from shared.cli._api import KEY_ENV, URL_ENV, redact, split_key
 DEFAULT_URL = "http://127.0.0.1:7071"
 DEFAULT_REGISTRY = "myregistry.azurecr.io"
 
@@ -42,6 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f"registry login server (default: from REF, else {DEFAULT_REGISTRY})")
     parser.add_argument("--registry-resource-id", default=None,
                         help="the event's topic/source (default: derived from the login server)")
+    parser.add_argument("--actor", default=None,
+                        help="who pushed (the event's data.actor.name; ACR sets the user or token name)")
     parser.add_argument("--digest", default=None, help="sha256:... (default: a random digest)")
     parser.add_argument("--schema", choices=acr_events.SCHEMAS, default="eventgrid",
                         help="Event Grid schema (default) or CloudEvents 1.0")
@@ -69,6 +69,7 @@ def build_event(args: argparse.Namespace) -> dict[str, Any]:
         digest=args.digest or ref_digest,
         registry_resource_id=args.registry_resource_id,
         schema=args.schema,
+        actor=getattr(args, "actor", None) or None,
     )
 
 
@@ -85,8 +86,9 @@ def cmd_send_event(args: argparse.Namespace) -> int:
 
     import httpx
 
-    base = args.url or os.environ.get(URL_ENV) or DEFAULT_URL
-    code = args.code or os.environ.get(KEY_ENV) or None
+    # A function URL copied with its ?code= carries the key: use it, never print it.
+    base, key_in_url = split_key(args.url or os.environ.get(URL_ENV) or DEFAULT_URL)
+    code = args.code or os.environ.get(KEY_ENV) or key_in_url or None
     url = acr_events.webhook_url(base, function_name=args.function)
     if code:
         headers["x-functions-key"] = code  # a header, so the key stays out of any URL printed or logged
@@ -94,7 +96,7 @@ def cmd_send_event(args: argparse.Namespace) -> int:
     try:
         response = httpx.post(url, content=body, headers=headers, timeout=args.timeout)
     except httpx.HTTPError as exc:
-        print(f"error: could not reach {url}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"error: could not reach {redact(url)}: {type(exc).__name__}", file=sys.stderr)
         print("is the function app running? (`func start` or `python -m devtools.host`)", file=sys.stderr)
         return 1
     status = f"{response.status_code} {response.reason_phrase}".strip()
@@ -103,8 +105,8 @@ def cmd_send_event(args: argparse.Namespace) -> int:
     if response.is_success:
         return 0
     hints = {
-        401: "the webhook wants a key: --code (dev host: its key; Azure: the eventgrid_extension system key)",
-        404: f"no Event Grid function {args.function!r} at {base}",
+        401: f"the webhook wants a key: --code KEY or {KEY_ENV} (dev host: its key; Azure: the eventgrid_extension system key)",
+        404: f"no Event Grid function {args.function!r} at {redact(base)}",
         500: "the function raised: see the host's log (Event Grid would retry this delivery)",
     }
     if response.status_code in hints:

@@ -45,6 +45,7 @@ class Candidate:
     version_key: str
     allow_downgrade: bool
     environment: str
+    rule: str = ""  # named in a refusal, so a release manager knows which rule to change
 
     @property
     def rank(self) -> Rank:
@@ -53,12 +54,12 @@ class Candidate:
     @classmethod
     def from_plan(cls, plan: PlannedDeployment) -> "Candidate":
         return cls(plan.deployment_id, plan.target, plan.push.digest, plan.push.tag,
-                   plan.version_key, plan.allow_downgrade, plan.environment)
+                   plan.version_key, plan.allow_downgrade, plan.environment, plan.rule)
 
     @classmethod
     def from_deployment(cls, d: Deployment) -> "Candidate":
         return cls(d.id, d.target, d.digest, d.tag, d.version_key,
-                   d.allow_downgrade, d.environment)
+                   d.allow_downgrade, d.environment, d.rule)
 
 
 @dataclass(frozen=True)
@@ -84,13 +85,15 @@ def decide(c: Candidate, state: AppState | None, now: datetime) -> Decision:
                         f"duplicate: {c.digest[:19]}… already queued or rolling out on {c.target.app}")
     ahead = newest(*holders(current))
     if not c.allow_downgrade and outranks(ahead, c.rank):
-        if ahead.deployment_id == current.live_deployment_id:
-            blocker = f"{current.live_tag or ahead.deployment_id}, live on {c.target.app}"
-        else:
-            blocker = f"deployment {ahead.deployment_id}, rolling out or queued on {c.target.app}"
+        live = ahead.deployment_id == current.live_deployment_id
+        newer = version_label(ahead.version_key) or (current.live_tag if live else "") \
+            or f"deployment {ahead.deployment_id}"
+        where = "live on" if live else "rolling out or queued for"
+        rule = f"rule {c.rule}" if c.rule else "the rule"
         return Decision(
             IntakeVerdict.OLDER,
-            f"older version: {c.tag} is older than {blocker}, and the rule does not allow downgrades",
+            f"older version: {c.tag} is older than {newer}, {where} {c.target.app}, and {rule} "
+            "does not allow downgrades",
         )
     inflight = tuple(d for d in current.inflight_digests if d != c.digest) + (c.digest,)
     new_state = replace(
@@ -114,3 +117,48 @@ def holders(state: AppState) -> tuple[Rank, ...]:
     return (Rank(state.live_version_key, state.live_deployment_id),
             Rank(state.active_version_key, state.active_deployment_id),
             Rank(state.pending_version_key, state.pending_deployment_id))
+
+
+def version_label(key: str) -> str:
+    """The version a `version_key` stands for, as people write it (`1.5.0`, `1.6.0-rc.1`, `42`,
+    `main-a`); "" when the key is empty or not one of ours. The state row keeps only the key of
+    the newest accepted version, and a refusal must name that version."""
+    kind, _, body = key.partition(":")
+    try:
+        if kind == "n":
+            return _read_num(body, 0)[0]
+        if kind == "a":
+            return body
+        if kind != "s":
+            return ""
+        parts, pos = [], 0
+        for sep in (".", ".", ""):
+            number, pos = _read_num(body, pos)
+            parts.append(number)
+            if sep:
+                if body[pos] != sep:
+                    return ""
+                pos += 1
+        text = ".".join(parts)
+        if body[pos:] == "~":
+            return text
+        if body[pos] != "-":
+            return ""
+        idents, pos = [], pos + 1
+        while pos < len(body):
+            end = body.index("!", pos)
+            ident = body[pos:end]
+            idents.append(_read_num(ident, 1)[0] if ident[0] == "0" else ident[1:])
+            pos = end + 1
+        return f"{text}-{'.'.join(idents)}"
+    except (IndexError, ValueError):
+        return ""
+
+
+def _read_num(text: str, pos: int) -> tuple[str, int]:
+    """A self-delimiting number of a version key (3-digit length, then the digits) at `pos`."""
+    width = int(text[pos:pos + 3])
+    digits = text[pos + 3:pos + 3 + width]
+    if len(digits) != width or not digits.isdigit():
+        raise ValueError(text)
+    return digits, pos + 3 + width

@@ -12,11 +12,12 @@ from datetime import datetime, timedelta
 from typing import Callable, Protocol, Union
 
 from shared.domain.approvals import ControlAction
-from shared.domain.model import AppState, Deployment, DeploymentEvent, utcnow
+from shared.domain.model import AppState, Deployment, DeploymentEvent, DeploymentKind, utcnow
 from shared.errors import InvalidRequestError, NotFoundError, UnavailableError
 from shared.ports import DeploymentQuery, HistoryReader, Page
 
 RECENT = 20  # deployments shown with one app
+MAX_LIMIT = 200  # the most deployments one read returns (the API's page limit)
 REJECTIONS_WINDOW = timedelta(days=7)
 
 
@@ -57,6 +58,26 @@ class Rejections:
     page: Page  # of IgnoredEvent
     since: datetime
     until: datetime
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What a rollback puts back: the revision, and the tag and push that created it."""
+
+    revision: str
+    tag: str
+    repository: str = ""
+    deployment_id: str = ""
+
+
+def restored_by(rollback: Deployment, history: list[Deployment]) -> Restored:
+    revision = rollback.rollback_to or rollback.revision
+    origin = next((d for d in history if d.kind == DeploymentKind.PUSH and d.revision == revision), None)
+    # A revision acr-deploy did not create (the app's first) runs an image by tag: that tag is it.
+    name = rollback.image.rpartition("/")[2]
+    by_tag = name.partition(":")[2] if "@" not in name else ""
+    return Restored(revision, rollback.tag or (origin.tag if origin else by_tag),
+                    origin.repository if origin else "", origin.id if origin else "")
 
 
 class HistoryService:
@@ -101,6 +122,31 @@ class HistoryService:
         if since >= until:
             raise InvalidRequestError("since must be before until")
         return Rejections(self.store.list_ignored(since, until, limit), since, until)
+
+    def restores(self, deployments: list[Deployment]) -> dict[str, Restored]:
+        """For each rollback among `deployments` (by id): what it puts back. One read per app, and
+        only when a rollback is listed."""
+        pushes: dict[str, list[Deployment]] = {}
+        out: dict[str, Restored] = {}
+        for d in deployments:
+            if d.kind != DeploymentKind.ROLLBACK:
+                continue
+            key = d.target.key
+            if key not in pushes:
+                pushes[key] = [p for p in self.store.list_deployments(
+                    DeploymentQuery(app=d.target.app, limit=MAX_LIMIT)).items if p.target.key == key]
+            out[d.id] = restored_by(d, pushes[key])
+        return out
+
+    def live_tag(self, state: AppState) -> str:
+        """The live tag; when a rollback made the live revision and its record has no tag, the tag of
+        the push that first brought that revision (or of its image)."""
+        if state.live_tag or not state.live_deployment_id:
+            return state.live_tag
+        live = self.store.get_deployment(state.live_deployment_id, app=state.target.app)
+        if live is None or live.kind != DeploymentKind.ROLLBACK:
+            return state.live_tag
+        return self.restores([live])[live.id].tag
 
     def request_rollback(self, app: str, to_revision: str | None = None, resource_group: str | None = None,
                          requested_by: str = "api") -> Deployment:

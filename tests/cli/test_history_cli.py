@@ -5,10 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl, urlparse
 
 import pytest
 
@@ -16,6 +13,7 @@ from shared.adapters.tables import TableStore
 from shared.cli import main
 from shared.domain.model import AppState, DeploymentEvent, Phase
 from shared.http_api import HistoryApi
+from tests.cli.api_server import serve
 from tests.contract.test_store_contract import make
 
 
@@ -75,41 +73,14 @@ def test_errors_have_reasons_and_exit_codes(seeded, capsys):
 
 
 def test_history_through_the_http_api(seeded, capsys, monkeypatch):
-    api = HistoryApi(seeded)
-    seen_keys = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # the same dispatch function_app.py does, over a real socket
-            url = urlparse(self.path)
-            seen_keys.append(self.headers.get("x-functions-key"))
-            parts = url.path.strip("/").split("/")[1:]  # drop "api"
-            op, route = {1: ("list_deployments" if parts[0] == "deployments" else "list_apps", {})}.get(
-                len(parts), ("get_deployment", {"id": parts[-1]}))
-            result = api.handle(op, method="GET", params=dict(parse_qsl(url.query)), route_params=route)
-            payload = json.dumps(result.body).encode()
-            self.send_response(result.status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve(HistoryApi(seeded)) as (base, seen):
         monkeypatch.setenv("ACR_DEPLOY_FUNCTION_KEY", "k-123")
-        url = f"http://127.0.0.1:{server.server_address[1]}/api"
+        url = f"{base}/api"
         code, out, _ = run(capsys, "history", "orders-api", "--json", "--api", url)
         assert code == 0 and len(json.loads(out)["items"]) == 3
-        assert seen_keys == ["k-123"]
+        assert [s["key"] for s in seen] == ["k-123"]
         # The function app's base URL (as send-event takes it) works too: /api is added.
         code, out, _ = run(capsys, "apps", "--json", "--url", url.removesuffix("/api"))
         assert code == 0 and sorted(a["app"] for a in json.loads(out)["items"]) == ["billing", "orders-api"]
         code, _, err = run(capsys, "history", "--limit", "999", "--api", url)
         assert code == 2 and "limit" in err
-    finally:
-        server.shutdown()
-        server.server_close()

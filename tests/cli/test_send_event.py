@@ -85,7 +85,10 @@ def test_print_shows_the_delivery_and_sends_nothing(host, capsys):
     assert code == 0
     assert isinstance(body, list) and body[0]["eventType"] == "Microsoft.ContainerRegistry.ImagePushed"
     assert body[0]["data"]["request"]["host"] == "myregistry.azurecr.io"  # the default registry
+    assert "actor" not in body[0]["data"]  # as ACR's samples without one
     assert len(_events(host)) == before
+    main(["send-event", "orders-api:1.4.2", "--print", "--actor", "ci@example.com"])
+    assert json.loads(capsys.readouterr().out)[0]["data"]["actor"] == {"name": "ci@example.com"}
 
 
 def test_unreachable_url_is_a_clear_error(capsys):

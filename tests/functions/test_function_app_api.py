@@ -71,7 +71,7 @@ def api(store, rollout=None) -> HistoryApi:
 def test_the_spec_is_valid_openapi_31_and_describes_every_route():
     validate(SPEC)
     source = (ROOT / "function_app.py").read_text()
-    routes = re.findall(r'@app\.route\(route="([^"]+)", methods=\["(\w+)"\]\)', source)
+    routes = re.findall(r'@app\.route\(route="([^"]+)", methods=\["(\w+)"\][,)]', source)
     assert len(routes) >= 8
     for route, method in routes:
         path = "/" + route
@@ -165,6 +165,8 @@ def test_page_and_document(store):
     assert page.status == 200 and page.content_type == "text/html"
     assert "http://" not in page.body and "https://" not in page.body  # no CDN, self-contained
     assert "Content-Security-Policy" in page.headers
+    assert SPEC["paths"]["/history"]["get"]["security"] == []  # anonymous: the page holds no data
+    assert "auth_level=func.AuthLevel.ANONYMOUS" in (ROOT / "function_app.py").read_text().split('route="history"')[1][:80]
     doc = api(store).handle("openapi")
     assert doc.status == 200 and doc.body["paths"].keys() == SPEC["paths"].keys()
 
@@ -172,3 +174,37 @@ def test_page_and_document(store):
 def test_relative_times():
     assert parse_when("since", "24h", NOW) == NOW - timedelta(hours=24)
     assert parse_when("since", "2024-05-01T00:00:00+02:00", NOW) == datetime(2024, 4, 30, 22, tzinfo=timezone.utc)
+
+
+def test_a_rollback_says_what_it_restores_and_the_app_its_live_tag(store):
+    from dataclasses import replace
+
+    from shared.domain.model import DeploymentKind
+
+    pushed = make("orders-api", 2).evolve(phase=Phase.SUCCEEDED, revision="orders-api--v1-0-2")
+    seed = make("orders-api", 7)
+    rollbacks = {
+        "known": seed.evolve(id="20240501130000-aaaaaaaaaa", kind=DeploymentKind.ROLLBACK, tag="", repository="",
+                             revision="orders-api--v1-0-2", rollback_to="orders-api--v1-0-2", phase=Phase.SUCCEEDED),
+        "first": seed.evolve(id="20240501140000-bbbbbbbbbb", kind=DeploymentKind.ROLLBACK, tag="", repository="",
+                             image="demo.azurecr.io/orders-api:0.9.0", revision="orders-api--seed",
+                             rollback_to="orders-api--seed", phase=Phase.SUCCEEDED),
+    }
+    history = [pushed]
+    from dataclasses import asdict
+
+    from shared.services.history import restored_by
+
+    assert asdict(restored_by(rollbacks["known"], history)) == {
+        "revision": "orders-api--v1-0-2", "tag": "1.0.2", "repository": "orders-api", "deployment_id": pushed.id}
+    assert restored_by(rollbacks["first"], history).tag == "0.9.0"  # the app's first image, by tag
+
+    rb = rollbacks["first"]
+    state = store.get_app_state(rb.target)
+    store.create_deployment(rb, DeploymentEvent(rb.id, rb.created_at, Phase.QUEUED, "rollback"),
+                            replace(state, live_deployment_id=rb.id, live_revision=rb.revision, live_tag=""))
+    shown = api(store).handle("get_deployment", route_params={"id": rb.id}, params={"app": "orders-api"})
+    check("DeploymentWithEvents", shown.body)
+    assert shown.body["restores"]["revision"] == "orders-api--seed" and shown.body["restores"]["tag"] == "0.9.0"
+    apps = api(store).handle("list_apps").body["items"]
+    assert [a["live"]["tag"] for a in apps if a["app"] == "orders-api"] == ["0.9.0"]

@@ -14,7 +14,7 @@ RUNTIME = [  # read by the deployed app
 ]
 DEV_ONLY = ["tests/unit/test_events.py", "devtools/host/__main__.py", "infra/main.bicep",
             "benchmarks/rollout.py", "node_modules/azurite/package.json", ".venv/bin/python",
-            "local.settings.json"]
+            "local.settings.json", ".test-output/browser/01-list.png"]
 
 
 def _patterns() -> list[str]:

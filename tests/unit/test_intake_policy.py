@@ -51,3 +51,31 @@ def test_versions_of_different_kinds_are_not_ordered_against_each_other():
     assert switched.state.latest_version_key == build  # the newest accepted push sets the scheme
     older_build = decide(cand("d3", "sha256:c", numeric_key("1200")), switched.state, NOW)
     assert older_build.verdict == IntakeVerdict.OLDER
+
+
+def test_a_refused_older_version_names_the_newer_version_and_the_rule():
+    from shared.domain.rules.versions import numeric_key, parse_semver_tag, semver_key
+
+    def semver(tag, id):
+        return Candidate(id, T, f"sha256:{id}", tag, semver_key(parse_semver_tag(tag)), False, "prod",
+                         "orders-production")
+
+    state = decide(semver("1.6.0-rc.1", "d1"), None, NOW).state
+    refused = decide(semver("1.5.0", "d2"), state, NOW)
+    assert refused.verdict == IntakeVerdict.OLDER
+    assert "1.5.0 is older than 1.6.0-rc.1, rolling out or queued for app" in refused.reason
+    assert "rule orders-production does not allow downgrades" in refused.reason
+    live = AppState(target=T, live_deployment_id="n1", live_version_key=numeric_key("42"), live_tag="42")
+    numeric = decide(Candidate("n2", T, "sha256:n2", "41", numeric_key("41"), False, "prod"), live, NOW)
+    assert numeric.verdict == IntakeVerdict.OLDER
+    assert "41 is older than 42, live on app" in numeric.reason and "the rule does not allow" in numeric.reason
+
+
+def test_version_labels_round_trip_and_foreign_keys_read_as_nothing():
+    from shared.domain.intake_policy import version_label
+    from shared.domain.rules.versions import alphabetical_key, parse_semver_tag, semver_key
+
+    for tag in ("0.0.0", "1.5.0", "10.20.300", "1.6.0-rc.1", "2.0.0-alpha.beta.12"):
+        assert version_label(semver_key(parse_semver_tag(tag))) == tag
+    assert version_label(alphabetical_key("main-a")) == "main-a"
+    assert [version_label(k) for k in ("", "000001", "s:zz", "s:0011.0012")] == ["", "", "", ""]
