@@ -138,12 +138,17 @@ def test_a_push_in_a_freeze_leaves_the_app_untouched_until_the_window_ends(contr
     assert "the freeze window is over" in world.story(done)
 
 
+def pushed_and_settled(world, prefix: str, tag: str = "1.0.0"):
+    """A new app whose name the rules match by `prefix`, one push to it, run until it settles."""
+    app = world.seed_app(prefix)
+    world.push(app, tag)
+    world.run(app)
+    return app, world.deployment(app, tag)
+
+
 def test_a_skip_window_records_the_push_as_skipped_and_creates_nothing(controlled):
     world, _ = controlled
-    app = world.seed_app("skp")
-    world.push(app, "1.0.0")
-    world.run(app)
-    d = world.deployment(app, "1.0.0")
+    app, d = pushed_and_settled(world, "skp")
     assert d.phase == Phase.SKIPPED and "frozen by no-pushes" in d.reason, world.story(d)
     assert [r["name"] for r in world.app_dump(app)["revisions"]] == [f"{app}--seed"]
 
@@ -230,10 +235,7 @@ def test_a_digest_live_on_staging_is_promoted_to_production_after_its_soak_throu
 
 def test_drift_on_a_live_app_is_told_to_the_rule_s_chat_once(controlled):
     world, receiver = controlled
-    app = world.seed_app("watch")
-    world.push(app, "1.0.0")
-    world.run(app)
-    d = world.deployment(app, "1.0.0")
+    app, d = pushed_and_settled(world, "watch")
     assert receiver.messages == []  # the rule asked for drift only
     assert world.container.container_apps.set_traffic(d.target, {f"{app}--seed": 100}) is True  # by hand
     world.container.drift.reconcile_app(d.target)
