@@ -47,7 +47,11 @@ class ControlRequests:
             if not verdict.ok:
                 note = plan.note(d, f"{action} by {by}: refused, {verdict.message}", now, **data)
                 try:
-                    store.save_deployment(d, note)  # the refusal is part of the story
+                    saved = store.save_deployment(d, note)  # the refusal is part of the story
+                    if not saved.phase.terminal:
+                        # The note took the ETag a running step may hold: wake the worker, or it would
+                        # wait for the sweeper.
+                        self.ctx.queue.send(advance_message_of(saved))
                 except ConcurrencyError:
                     pass  # the deployment moved on; the caller is told either way
                 raise ConflictError(verdict.message)
