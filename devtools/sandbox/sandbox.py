@@ -204,8 +204,10 @@ class Sandbox:
         # 4. A local stand-in for the Teams and Slack webhooks the rules notify
         chat_port = free_port(HOST)
         chat_url = f"http://{HOST}:{chat_port}"
-        self.procs.spawn("chat", [sys.executable, "-m", "devtools.chat_receiver", "--port", str(chat_port)],
-                         env=self._env(), cwd=ROOT)
+        # --ready-file names the sandbox directory on the command line: `down` and `status` only
+        # touch processes whose command line does (a stale pid file never kills a stranger).
+        self.procs.spawn("chat", [sys.executable, "-m", "devtools.chat_receiver", "--port", str(chat_port),
+                                  "--ready-file", str(self.dir / "chat.url")], env=self._env(), cwd=ROOT)
         self._wait_http("chat", f"{chat_url}/healthz")
 
         # 5. The function app under the dev host
