@@ -14,6 +14,7 @@ from enum import Enum
 from typing import Any
 
 from shared.domain.controls import ReleaseControls
+from shared.domain.credentials import redact_headers, redact_path
 from shared.domain.progress import RolloutProgress
 from shared.domain.progress_codec import progress_from_dict, progress_to_dict
 
@@ -152,6 +153,11 @@ class RolloutSettings:
         data["strategy"] = self.strategy.value
         data["drift"] = self.drift.value
         data["controls"] = self.controls.to_dict()
+        # Every record carries this: a credential that got past the rules loader is masked here.
+        for key in ("smoke", "verify"):
+            for check in data[key]:
+                check["path"] = redact_path(check["path"])
+                check["headers"] = redact_headers(check["headers"])
         return data
 
     @classmethod
