@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Mapping
 
 from shared.domain.analysis import AnalysisRun
+from shared.domain.approvals import ControlProgress
 from shared.domain.progress import (
     CheckKind, CheckProgress, CheckRun, Ending, EndingKind, RolloutProgress, TrafficRequest,
 )
@@ -26,6 +27,7 @@ _KEYS = frozenset({
     VERSION_KEY, ALLOW_DOWNGRADE, "waiting_for", "app_fqdn", "suffix", "switch_mode", "ready_by", "polls",
     "activated", "fqdn", "smoke", "smoke_retry_at", "verify", "verify_retry_at", "verify_after",
     "traffic_requested", "wake", "wake_at", "ending", "analysis",
+    "traffic_requested", "wake", "wake_at", "ending", "controls",
 })
 
 
@@ -62,6 +64,8 @@ def progress_to_dict(p: RolloutProgress, allow_downgrade: bool = False,
         doc["ending"] = _ending_to_dict(p.ending)
     if p.analysis is not None:
         doc["analysis"] = p.analysis.to_dict()
+    if p.controls != ControlProgress():
+        doc["controls"] = p.controls.to_dict()
     return doc
 
 
@@ -87,6 +91,7 @@ def progress_from_dict(doc: Mapping[str, Any] | None) -> tuple[RolloutProgress, 
         wake_at=_date(doc.get("wake_at")),
         ending=_ending_from(doc.get("ending")),
         analysis=AnalysisRun.from_dict(doc.get("analysis")) if isinstance(doc.get("analysis"), Mapping) else None,
+        controls=ControlProgress.read(doc.get("controls")),
     )
     extra = {k: v for k, v in doc.items() if k not in _KEYS}
     return progress, bool(doc.get(ALLOW_DOWNGRADE)), extra
