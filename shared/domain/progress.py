@@ -15,6 +15,7 @@ from enum import Enum
 from typing import Mapping
 
 from shared.domain.analysis import AnalysisRun
+from shared.domain.approvals import ControlProgress
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,7 @@ class RolloutProgress:
     wake_at: datetime | None = None  # when that wake-up is due (the sweeper re-sends lost ones)
     ending: Ending | None = None
     analysis: AnalysisRun | None = None  # the current traffic step's canary analysis (rollout.analysis)
+    controls: ControlProgress = ControlProgress()  # approval, pause, freeze, promotion (shared.domain.approvals)
     blue_green: BlueGreen | None = None  # set when this rollout moves labels (blue/green)
 
     def check(self, kind: CheckKind) -> CheckProgress:

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Mapping
 
 from shared.domain.analysis import AnalysisRun
+from shared.domain.approvals import ControlProgress
 from shared.domain.progress import (
     BlueGreen, CheckKind, CheckProgress, CheckRun, Ending, EndingKind, RolloutProgress, TrafficRequest,
 )
@@ -25,7 +26,7 @@ ALLOW_DOWNGRADE = "allow_downgrade"  # intake's flag, stored beside the progress
 _KEYS = frozenset({
     VERSION_KEY, ALLOW_DOWNGRADE, "waiting_for", "app_fqdn", "suffix", "switch_mode", "ready_by", "polls",
     "activated", "fqdn", "smoke", "smoke_retry_at", "verify", "verify_retry_at", "verify_after",
-    "traffic_requested", "wake", "wake_at", "ending", "analysis", "blue_green",
+    "traffic_requested", "wake", "wake_at", "ending", "analysis", "controls", "blue_green",
 })
 
 
@@ -62,6 +63,8 @@ def progress_to_dict(p: RolloutProgress, allow_downgrade: bool = False,
         doc["ending"] = _ending_to_dict(p.ending)
     if p.analysis is not None:
         doc["analysis"] = p.analysis.to_dict()
+    if p.controls != ControlProgress():
+        doc["controls"] = p.controls.to_dict()
     if p.blue_green is not None:
         doc["blue_green"] = {"labels_mode": p.blue_green.labels_mode, "before": dict(p.blue_green.before)}
     return doc
@@ -89,6 +92,7 @@ def progress_from_dict(doc: Mapping[str, Any] | None) -> tuple[RolloutProgress, 
         wake_at=_date(doc.get("wake_at")),
         ending=_ending_from(doc.get("ending")),
         analysis=AnalysisRun.from_dict(doc.get("analysis")) if isinstance(doc.get("analysis"), Mapping) else None,
+        controls=ControlProgress.read(doc.get("controls")),
         blue_green=_blue_green_from(doc.get("blue_green")),
     )
     extra = {k: v for k, v in doc.items() if k not in _KEYS}

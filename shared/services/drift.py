@@ -24,6 +24,7 @@ from shared.domain.drift import DriftFinding, DriftStatus, Remedy, inspect, reme
 from shared.domain.model import AppState, Deployment, DeploymentEvent, DriftPolicy, Phase, Target, utcnow
 from shared.ports import (
     AppInfo, ConcurrencyError, ContainerAppsPort, DeploymentQuery, DeploymentRepository, HistoryReader,
+    OutcomePublisher,
     PermanentAzureError, TransientAzureError,
 )
 
@@ -57,13 +58,17 @@ class DriftReport:
     errors: int = 0
 
 
+DRIFT_EVENT = "AcrDeploy.App.Drifted"
+
+
 class DriftReconciler:
     def __init__(self, store: DriftStore, apps: ContainerAppsPort, repair: RepairRequester,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, notify: OutcomePublisher | None = None) -> None:
         self.store = store
         self.apps = apps
         self.repair = repair
         self.clock = clock
+        self.notify = notify  # the rules' chat webhooks (a new drift is something a person acts on)
 
     def reconcile(self) -> DriftReport:
         report = DriftReport()
@@ -132,6 +137,8 @@ class DriftReconciler:
         log.warning("drift on %s: %s; %s", state.target.app, finding.detail, why)
         self._tell(live, now, f"drift: {finding.detail}; {why}",
                    {"drift": "seen", "serving": finding.serving, "expected": finding.expected_revision})
+        if live is not None and self.notify is not None:  # best effort by contract: never raises
+            self.notify.publish(DRIFT_EVENT, live.evolve(reason=f"drift: {finding.detail}; {why}"[:500]))
 
     def _resolved(self, state: AppState) -> None:
         now = self.clock()

@@ -66,7 +66,7 @@ def test_a_schema_1_document_reads_into_the_typed_progress():
     assert all(getattr(progress, f.name) != f.default for f in fields(RolloutProgress) if f.name not in SINCE_SCHEMA_2)
 
 
-SINCE_SCHEMA_2 = {"analysis", "blue_green"}
+SINCE_SCHEMA_2 = {"analysis", "controls", "blue_green"}  # controls: tests/unit/test_release_controls.py
 
 
 def test_a_canary_analysis_under_way_survives_the_stored_form():
