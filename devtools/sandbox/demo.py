@@ -194,7 +194,7 @@ def check_expectations(rows: list[Sample], seen: dict[str, dict], answers: dict[
         if served(app) != {sample.digest}:
             failures.append(f"{app} serves {sorted(served(app))}, not {sample.ref} [{sample.digest[:19]}]: {why}")
     flaky = by_ref["payments-api:2.2.0"]
-    flaky_reason = str((seen.get(flaky.ref) or {}).get("reason") or "")
+    flaky_reason = str((seen.get(_key(flaky)) or {}).get("reason") or "")
     if "canary analysis" not in flaky_reason:
         failures.append(f"{flaky.ref}: the rollback reason does not name the canary analysis: {flaky_reason or '-'}")
     if broken.digest in served("orders-api"):
