@@ -125,6 +125,17 @@ class DriftPolicy(str, Enum):
         return self.value
 
 
+class CheckMode(str, Enum):
+    """Whether a rollout checks its revision over HTTP (`shared.domain.reachability`)."""
+
+    AUTO = "auto"  # HTTP checks; an app they cannot reach fails before a revision is created
+    HTTP = "http"  # HTTP checks, even when the app looks unreachable from the function
+    NONE = "none"  # no HTTP checks: the revision's health state and the verify window decide
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class RolloutSettings:
     """How a rule wants its targets rolled out (validated at rules load, consumed by the rollout)."""
@@ -139,6 +150,10 @@ class RolloutSettings:
     verify: tuple[SmokeCheck, ...] = ()  # against the app URL at each step / after the shift; empty: the smoke checks again
     deadline_s: float = 1800.0  # a rollout not finished by then is failed by the sweeper
     drift: DriftPolicy = DriftPolicy.RECORD  # once live: what the drift reconciler does
+    # Smoke checks wait this long for a revision's first answer (a scale-from-zero start takes
+    # 20-30 s); failures that look like a cold start within it are recorded as warming up.
+    warmup_s: float = 45.0
+    checks: CheckMode = CheckMode.AUTO
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -146,6 +161,7 @@ class RolloutSettings:
         data = asdict(self)
         data["strategy"] = self.strategy.value
         data["drift"] = self.drift.value
+        data["checks"] = self.checks.value
         return data
 
     @classmethod
@@ -156,6 +172,7 @@ class RolloutSettings:
         data["strategy"] = Strategy(data.get("strategy", Strategy.ALL_AT_ONCE.value))
         data["steps"] = tuple(data.get("steps", (100,)))
         data["drift"] = DriftPolicy(data.get("drift") or DriftPolicy.RECORD.value)
+        data["checks"] = CheckMode(data.get("checks") or CheckMode.AUTO.value)
         for key in ("smoke", "verify"):
             if key in data:
                 data[key] = tuple(_smoke_from_dict(item) for item in data[key])

@@ -41,6 +41,11 @@ class CheckProgress:
 
     run: CheckRun = CheckRun()
     retry_at: datetime | None = None
+    # Smoke checks' warm-up (a revision starting from zero replicas): until `warm_until`, attempts
+    # that get no answer (or the edge's 502-504) before the first answer are `warming`, not failures.
+    warm_until: datetime | None = None
+    warmed: bool = False  # an answer came: failures count from now on
+    warming: int = 0  # attempts spent warming up
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,10 @@ class RolloutProgress:
     wake: int = 0  # the newest scheduled wake-up; a message with a lower number is stale
     wake_at: datetime | None = None  # when that wake-up is due (the sweeper re-sends lost ones)
     ending: Ending | None = None
+    no_checks: bool = False  # `checks: none` (rule or resource tag): the revision's health state decides
+    pull_retries: int = 0  # new revisions made because the image could not be pulled yet
+    create_after: datetime | None = None  # CREATING_REVISION: the pull retry's back-off ends then
+    unknown_state: str = ""  # WAITING_READY: a revision state this release does not know, recorded once
 
     def check(self, kind: CheckKind) -> CheckProgress:
         found = self.smoke if kind == CheckKind.SMOKE else self.verify

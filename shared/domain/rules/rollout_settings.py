@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from shared.domain.model import DriftPolicy, RolloutSettings, SmokeCheck, Strategy
+from shared.domain.model import CheckMode, DriftPolicy, RolloutSettings, SmokeCheck, Strategy
 from shared.domain.rules.fields import BadValue, FieldReader, kind
 
 DEFAULT_CANARY_STEPS = (10, 50, 100)
@@ -21,7 +21,7 @@ HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 ROLLOUT_KEYS = ("strategy", "steps", "bake", "ready_timeout", "keep_previous",
-                "allow_single_mode_switch", "deadline", "drift")
+                "allow_single_mode_switch", "deadline", "drift", "warmup", "checks")
 CHECK_KEYS = ("name", "method", "path", "expect_status", "body_contains", "json", "headers",
               "timeout", "max_latency_ms", "retries", "backoff", "consecutive_passes")
 
@@ -55,6 +55,14 @@ def rollout_fields(r: FieldReader, value: Any, field: str) -> dict[str, Any]:
             r.problem(f("drift"), f"must be record or repair, not {d!r}", data)
         else:
             out["drift"] = DriftPolicy(d)
+    if "warmup" in data:
+        out["warmup_s"] = r.attempt(lambda: r.duration(data["warmup"], f("warmup"), positive=False, hi=600, node=data))
+    if "checks" in data:
+        c = data["checks"]
+        if c not in [m.value for m in CheckMode]:
+            r.problem(f("checks"), f"must be auto, http or none, not {c!r}", data)
+        else:
+            out["checks"] = CheckMode(c)
     if any(v is None for v in out.values()):
         raise BadValue()
     return out

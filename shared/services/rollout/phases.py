@@ -16,6 +16,9 @@ from shared.domain import traffic
 from shared.domain.model import AppState, Deployment, DeploymentEvent, DeploymentKind, Phase
 from shared.domain.progress import CheckKind, TrafficRequest
 from shared.ports import ConcurrencyError, PermanentAzureError, TransientAzureError
+from shared.domain.revision_state import Readiness
+from shared.services.rollout import starting
+from shared.services.rollout.access import AccessGate, health_verdict, verify_window_s
 from shared.services.rollout.checks import CheckRunner, url
 from shared.services.rollout.context import RolloutContext
 from shared.services.rollout.endings import Endings
@@ -36,6 +39,7 @@ class Phases:
         self.ctx = ctx
         self.endings = endings
         self.checks = CheckRunner(ctx)
+        self.access = AccessGate(ctx)
         self._handlers: dict[Phase, Callable[[Deployment], Step]] = {
             Phase.CREATING_REVISION: self._create,
             Phase.WAITING_READY: self._wait_ready,
@@ -95,12 +99,15 @@ class Phases:
             return not_yet
         info = self.ctx.apps.get_app(d.target)
         d = d.with_progress(waiting_for="", app_fqdn=info.fqdn)
+        d, refused, remark = self.access.admit(d, info)
+        if refused is not None:
+            return refused
         if d.kind == DeploymentKind.ROLLBACK:
             pin = traffic.serving(info.traffic)
             d = d.evolve(previous_traffic=d.previous_traffic or pin).with_progress(
                 ready_by=now + timedelta(seconds=d.rollout.ready_timeout_s))
             return to_phase(d, Phase.WAITING_READY, f"took the app; returning to {d.revision} "
-                            f"(serving now: {traffic.describe(pin)})", now)
+                            f"(serving now: {traffic.describe(pin)}){remark}", now)
         switch = False
         if info.revisions_mode.lower() == "single":
             if not d.rollout.allow_single_mode_switch:
@@ -116,6 +123,7 @@ class Phases:
         message = f"took the app; creating {name} at 0 % beside {traffic.describe(pin)}"
         if switch:
             message += " (switching the app to Multiple revision mode, as its rule allows)"
+        message += remark
         return to_phase(d, Phase.CREATING_REVISION, message, now, traffic=pin)
 
     def _take_app(self, d: Deployment, now: datetime) -> Step | None:
@@ -164,6 +172,9 @@ class Phases:
     def _create(self, d: Deployment) -> Step:
         """CREATING_REVISION: one PATCH (idempotent: an existing revision of that name is reused)."""
         now = self.ctx.clock()
+        wait = remaining(d.progress.create_after, now)  # a pull retry's back-off
+        if wait is not None:
+            return carried(d, Wait(wait))
         name = self.ctx.apps.create_revision(
             d.target, d.image, d.progress.suffix or d.revision.split("--", 1)[-1], d.previous_traffic,
             switch_to_multiple=d.progress.switch_mode,
@@ -192,24 +203,34 @@ class Phases:
                 d = d.with_progress(activated=True)
                 return recorded(d, plan.note(d, f"activated {d.revision}", now), next=Then(activate))
             return activate(d)
-        if rev is not None and rev.ready:
+        readiness = rev.assessment.readiness if rev is not None else Readiness.STARTING
+        if rev is not None and readiness.probe:
             d = d.with_progress(fqdn=rev.fqdn)
-            return to_phase(d, Phase.SMOKE_TESTING, f"{d.revision} is ready at {rev.fqdn}", now, fqdn=rev.fqdn)
-        if rev is not None and rev.failed:
-            detail = rev.provisioning_error or f"provisioning {rev.provisioning_state}, running {rev.running_state}"
-            return self.endings.fail_before_shift(d, f"{d.revision} failed to start: {detail}")
+            message = f"{d.revision} is ready at {rev.fqdn}"
+            if readiness == Readiness.COLD:
+                message = (f"{d.revision} is scaled to zero at {rev.fqdn}: the smoke checks' first request "
+                           f"starts it (warm-up {d.rollout.warmup_s:g} s)")
+            return to_phase(d, Phase.SMOKE_TESTING, message, now, fqdn=rev.fqdn)
+        if rev is not None and readiness == Readiness.FAILED:
+            return starting.pull_retry(c, d, rev) or self.endings.fail_before_shift(
+                d, f"{d.revision} failed to start: {rev.assessment.detail} ({starting.describe(rev)})")
         ready_by = d.progress.ready_by or now
         if now >= ready_by:
-            state = (f"provisioning {rev.provisioning_state}, running {rev.running_state}, health "
-                     f"{rev.health_state}" if rev else "the revision does not exist")
+            state = starting.describe(rev) if rev else "the revision does not exist"
             return self.endings.fail_before_shift(
                 d, f"{d.revision} was not ready within {d.rollout.ready_timeout_s:g} s ({state})")
+        unknown = starting.unknown_state(c, d, rev) if rev is not None else None
+        if unknown is not None:
+            return unknown
         d = d.with_progress(polls=d.progress.polls + 1)
         inline_ok = d.progress.polls * c.tick_s < c.budget_s
         return carried(d, Wait(c.tick_s if inline_ok else READY_POLL_S))
 
     def _smoke(self, d: Deployment) -> Step:
         """SMOKE_TESTING: the rule's checks against the revision's own URL, every attempt recorded."""
+        if d.progress.no_checks:  # it got here by its health state
+            return to_phase(d.evolve(step=0), Phase.SHIFTING, f"smoke checks skipped (checks: none): "
+                            f"{d.revision} is ready by its health state", self.ctx.clock())
         return self.checks.run(d, CheckKind.SMOKE, plan.smoke_checks(d.rollout), url(d.progress.fqdn),
                                on_pass=self._smoke_passed, on_fail=self._smoke_failed)
 
@@ -253,7 +274,7 @@ class Phases:
         if not applied:
             return self._traffic_pending(d, table, index, steps, now, requested, reissued)
         final = index == len(steps) - 1
-        bake = 0.0 if final else max(d.rollout.bake_s, 0.0)
+        bake = verify_window_s(d, 0.0 if final else max(d.rollout.bake_s, 0.0))
         d = d.with_progress(traffic_requested=None, verify_after=now + timedelta(seconds=bake), verify=None)
         message = f"{_step_label(index, steps)}traffic now {traffic.describe(table)}"
         if bake:
@@ -284,6 +305,9 @@ class Phases:
         wait = remaining(d.progress.verify_after, self.ctx.clock())
         if wait is not None:
             return carried(d, Wait(wait))
+        if d.progress.no_checks:
+            healthy, summary = health_verdict(self.ctx, d)
+            return (self._verify_passed if healthy else self._verify_failed)(d, [], summary)
         return self.checks.run(d, CheckKind.VERIFY, plan.verify_checks(d.rollout), url(d.progress.app_fqdn),
                                on_pass=self._verify_passed, on_fail=self._verify_failed)
 
