@@ -157,3 +157,18 @@ def test_traffic_labels_survive_rollouts_canaries_rollbacks_and_manual_rollbacks
     done = world.store.get_deployment(rb.id)
     assert done.phase == Phase.SUCCEEDED, world.story(done)
     assert serving() == {seed: 100} and labels() == {"stable": seed}
+
+
+def test_a_failed_revision_a_label_follows_is_left_active_not_deactivated(world):
+    app = world.seed_app("latest", traffic=[{"revisionName": "{app}--seed", "weight": 100},
+                                            {"latestRevision": True, "weight": 0, "label": "newest"}])
+    world.emulator.control.add_behavior(world.image(app, "1.0.0"), status=500)
+    world.push(app, "1.0.0")
+    world.run(app)
+    d = world.deployment(app, "1.0.0")
+    assert d.phase == Phase.FAILED and "smoke check failed" in d.reason, world.story(d)
+    # the `newest` label now points at the failed revision: deactivating it would break that URL
+    assert f"{d.revision} left active: a traffic label points at it" in d.reason
+    assert world.revision(app, d.revision)["active"] is True
+    assert world.app_dump(app)["labels"]["newest"]["revision"] == d.revision
+    assert {n: w for n, w in world.app_dump(app)["traffic"].items() if w} == {f"{app}--seed": 100}

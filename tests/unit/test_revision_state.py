@@ -81,8 +81,8 @@ def test_the_warm_up_starts_at_the_first_attempt_and_only_once():
 
 @pytest.mark.parametrize("ok, status, at_s, warmed, expected", [
     (False, None, 10, False, True),  # no answer: the replica is starting
-    (False, 503, 10, False, True),
-    (False, 502, 44, False, True),
+    (False, 504, 44, False, True),  # the edge gave up waiting for the replica
+    (False, 503, 10, False, False),  # an answer: the app's own
     (False, 500, 10, False, False),  # the app answered: its failure counts
     (False, 404, 10, False, False),
     (False, None, 45, False, False),  # the warm-up is over

@@ -326,8 +326,8 @@ def record(store: Any, queue: Any, d: Deployment) -> None:
 
 
 def fast(**changes: Any) -> RolloutSettings:
-    """Settings for tests of other things than the warm-up: a 503 or a refused connection counts
-    as a failed attempt at once (test_rollout_warmup.py covers the warm-up)."""
+    """Settings for tests of other things than the warm-up: a refused connection counts as a failed
+    attempt at once (tests/unit/test_revision_state.py and the scenarios cover the warm-up)."""
     base = dict(smoke=(SmokeCheck(backoff_s=1.0, retries=2),), deadline_s=600.0, ready_timeout_s=30.0,
                 warmup_s=0.0)
     base.update(changes)
