@@ -84,6 +84,17 @@ def handle_rollout_message(body: str, dequeue_count: int = 1) -> None:
         logging.getLogger("acr_deploy.rollout").error(
             "rollout message is not JSON; dropped: %r", body[:200])
         return
+    except RecursionError:  # hostile nesting: as unreadable as non-JSON
+        logging.getLogger("acr_deploy.rollout").error("rollout message nested too deeply; dropped")
+        return
+    from shared.services.rollout.messages import drift_target_key
+
+    target_key = drift_target_key(message)
+    if target_key is not None:  # the check every ending schedules (shared/services/drift.py)
+        from shared.domain.model import Target
+
+        get_container().drift.reconcile_app(Target.from_key(target_key))
+        return
     get_container().rollout.handle_message(message if isinstance(message, dict) else {}, dequeue_count)
 
 

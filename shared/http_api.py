@@ -74,6 +74,8 @@ def app_to_dict(s: AppState) -> dict[str, Any]:
         "active_deployment_id": s.active_deployment_id, "pending_deployment_id": s.pending_deployment_id,
         "last_deployment_id": s.last_deployment_id, "last_phase": s.last_phase,
         "updated_at": iso(s.updated_at),
+        # What the drift reconciler saw: the app serving something other than the live record.
+        "drift": {"detail": s.drift_detail, "since": iso(s.drift_since)} if s.drift else None,
     }
 
 

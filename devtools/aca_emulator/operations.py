@@ -40,6 +40,7 @@ class OperationsMixin:
             if op["status"] == "InProgress" and now >= op["deadline"]:
                 self._finalize(op)
         self._advance_revisions(now)
+        self.track_peaks()  # traffic that follows the latest ready revision moves here too
 
     def _new_op(self, kind: str, target: str, sub: str, location: str, new_revision: str | None = None) -> dict:
         now = time.time()

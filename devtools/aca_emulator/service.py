@@ -112,7 +112,7 @@ class Service(EnvironmentsMixin, AppsMixin, RevisionOpsMixin, OperationsMixin, S
                                        url=url(r.get("port")) if r["active"] else None,
                                        requests=self.counters.get((store.key(store.app_id(
                                            app["sub"], app["rg"], app["name"])), r["name"]), 0),
-                                       restarts=r.get("restarts", 0))
+                                       restarts=r.get("restarts", 0), peakWeight=r.get("peakWeight", 0))
                                   for r in app["revisions"]],
                 })
             return {

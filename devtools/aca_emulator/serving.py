@@ -160,3 +160,15 @@ class ServingMixin:
 
     def log_arm(self, method: str, path: str, status: int | str) -> None:
         self.request_log.append({"method": method, "path": path, "status": status, "time": store.now_iso()})
+        with self.lock:
+            self.track_peaks()
+
+    def track_peaks(self) -> None:
+        """Remember each revision's highest traffic weight ever (`peakWeight` in the control API's dump):
+        tests check that a revision that failed its checks never received traffic. Weights change only
+        inside ARM requests and `settle`, and both end here."""
+        for app in self.state["apps"].values():
+            for name, weight in rv.effective_weights(app).items():
+                rev = rv.revisions_by_name(app).get(name)
+                if rev is not None and weight > rev.get("peakWeight", 0):
+                    rev["peakWeight"] = weight

@@ -4,7 +4,10 @@ Thin on purpose: each method is one or two ARM calls, and every SDK failure leav
 exceptions the worker reacts to: `TransientAzureError` (429, 5xx, 409 "operation in progress",
 dropped connections: try again later, honouring Retry-After) or `PermanentAzureError` (400, 401,
 403, 404: the deployment fails with the service's message). The SDK's own retry policy is kept
-short (a step has a budget; longer waits are the worker's delayed messages).
+short (a step has a budget; longer waits are the worker's delayed messages), and writes are sent
+exactly once (`WRITE_OPTIONS`: no SDK retry, a bounded read time-out): a retry of a write that slept
+inside the SDK could land after the deployment lost the app (shared/services/rollout/claim.py); the
+step retries instead, re-checking its claim first.
 
 Writes are sent without the SDK's LRO poller (`polling=False`) and confirmed by reading the app:
 ARM answers a Container Apps PATCH with operation-status URLs at *subscription* scope
@@ -43,6 +46,11 @@ log = logging.getLogger("acr_deploy.containerapps")
 
 TAG_PREFIX = "acr-deploy."
 _TRANSIENT_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+# Per-call azure-core options for every write: sent once, answered within 20 s or treated as a
+# transient failure (whose effect the next step reads back from the app).
+WRITE_OPTIONS: dict[str, Any] = {"retry_total": 0, "read_timeout": 20}
 
 
 def _retry_after(exc: HttpResponseError) -> float | None:
@@ -352,7 +360,7 @@ class ContainerAppsAdapter:
         client = self._client(target.subscription_id)
         try:
             self._call(f"create revision {name}", lambda: client.container_apps.begin_update(
-                target.resource_group, target.app, body, polling=False))
+                target.resource_group, target.app, body, polling=False, **WRITE_OPTIONS))
         except (TransientAzureError, PermanentAzureError):
             # The PATCH may have been applied before the answer got lost (or a racing worker
             # applied it): the revision's existence is the truth.
@@ -394,7 +402,7 @@ class ContainerAppsAdapter:
         }
         client = self._client(target.subscription_id)
         self._call(f"set traffic on {target.app}", lambda: client.container_apps.begin_update(
-            target.resource_group, target.app, body, polling=False))
+            target.resource_group, target.app, body, polling=False, **WRITE_OPTIONS))
         limit = self.lro_timeout_s if wait_s is None else max(float(wait_s), 0.0)
         expected = {rev: int(w) for rev, w in weights.items() if int(w) > 0}
         if self._wait_applied(target, expected, limit):
@@ -445,7 +453,8 @@ class ContainerAppsAdapter:
         ops = client.container_apps_revisions
         action = ops.activate_revision if active else ops.deactivate_revision
         verb = "activate" if active else "deactivate"
-        self._call(f"{verb} {revision}", lambda: action(target.resource_group, target.app, revision))
+        self._call(f"{verb} {revision}", lambda: action(target.resource_group, target.app, revision,
+                                                        **WRITE_OPTIONS))
 
     # ------------------------------------------------------------------ discovery
     def list_tagged_apps(self) -> list[AppInfo]:

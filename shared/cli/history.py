@@ -24,7 +24,7 @@ DEPLOYMENT_COLUMNS = ("id", "created_at", "app", "environment", "tag", "phase", 
 ALL_COLUMNS = ("record", "id", "created_at", "app", "environment", "repository", "tag", "phase", "reason",
                "pushed_by", "image")
 APP_COLUMNS = ("app", "resource_group", "environment", "live_tag", "live_revision", "live_since", "live_image",
-               "last_phase")
+               "last_phase", "drift")
 EVENT_COLUMNS = ("seq", "at", "phase", "message")
 REJECTION_COLUMNS = ("at", "outcome", "registry", "repository", "tag", "digest", "app", "reason", "event_id")
 TERMINAL = frozenset({"succeeded", "failed", "rolled_back", "superseded", "skipped"})
@@ -142,10 +142,13 @@ def cmd_apps(args: argparse.Namespace) -> int:
     body = call(args, "GET", "apps", {"environment": args.environment})
     rows = [{**a, "live_tag": a["live"]["tag"], "live_revision": a["live"]["revision"],
              "live_since": a["live"]["since"], "live_image": a["live"]["image"],
-             "live": a["live"]["tag"] or a["live"]["revision"] or "-"} for a in body["items"]]
+             "live": a["live"]["tag"] or a["live"]["revision"] or "-",
+             "drift": (a.get("drift") or {}).get("detail", "")} for a in body["items"]]
     columns = [("app", "app", None), ("environment", "environment", None), ("live", "live", None),
                ("live_since", f"since ({_zone(args, rows, 'live_since')})", _time(args)),
                ("last_phase", "last", None)]
+    if any(r["drift"] for r in rows):  # only when there is some: the common table stays narrow
+        columns.append(("drift", "drift", None))
     if args.wide:
         columns[1:1] = [("resource_group", "resource group", None)]
         columns += [("live_revision", "revision", None), ("live_image", "image", None)]

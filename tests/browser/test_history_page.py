@@ -52,7 +52,7 @@ def test_the_key_is_asked_once_and_every_push_is_accounted_for(seeded, page):
     assert any("1.5.0" in r and "succeeded" in r and pusher() in r for r in listed), listed
     assert any("1.5.1" in r and "failed" in r for r in listed), listed
     nothing = rows(page, "nothing")
-    assert any("orders-api:1.4.0" in r and "skipped" in r and "sorts below 1.5.1" in r for r in nothing), nothing
+    assert any("orders-api:1.4.0" in r and "skipped" in r and "is older than 1.5.0, live on orders-api" in r for r in nothing), nothing
     apps = rows(page, "apps")
     assert any(r.startswith("orders-api (sandbox)") and "1.5.0" in r for r in apps), apps
     assert endpoints["function_key"] not in page.url

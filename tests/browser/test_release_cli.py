@@ -79,6 +79,6 @@ def test_rollback_through_the_api_with_a_reason_and_show_by_prefix(seeded, cli_e
 def test_pushes_that_deployed_nothing_over_the_api(seeded, cli_env):
     listed = acr_deploy(cli_env, "rejections", "orders-api", "--json")
     assert listed.returncode == 0, listed.stderr
-    assert any(i["tag"] == "1.4.0" and "sorts below 1.5.1" in i["reason"] for i in json.loads(listed.stdout)["items"])
+    assert any(i["tag"] == "1.4.0" and "is older than 1.5.0, live on orders-api" in i["reason"] for i in json.loads(listed.stdout)["items"])
     everything = acr_deploy(cli_env, "history", "--all", "--csv")
     assert "not deployed" in everything.stdout and "1.4.0" in everything.stdout

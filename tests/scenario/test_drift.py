@@ -71,3 +71,31 @@ def test_a_repair_is_not_attempted_when_the_live_revision_is_gone(world):
     report = world.container.drift.reconcile()
     assert report.recorded == 1 and report.repairs == 0
     assert any("not active" in e.message for e in world.store.list_events(d.id))
+
+
+def test_every_ending_schedules_a_drift_check_that_the_queue_trigger_routes_to_the_reconciler(world):
+    import json
+
+    from shared import entrypoints
+    from shared.services.rollout.messages import DRIFT_RECHECK_S, drift_message
+
+    app = world.seed_app("late-drift")
+    sent: list[tuple[dict, float]] = []
+    queue = world.container.queue
+    real_send = queue.send
+
+    def recording_send(message, delay_s=0.0):
+        sent.append((message, delay_s))
+        return real_send(message, delay_s)
+
+    queue.send = recording_send
+    try:
+        world.push(app, "1.0.0")
+        world.run(app)
+    finally:
+        queue.send = real_send
+    d = world.deployment(app, "1.0.0")
+    assert (drift_message(d.target.key), DRIFT_RECHECK_S) in sent  # scheduled once the rollout ended
+    _move_traffic_by_hand(world, app, {f"{app}--seed": 100})  # a write that landed late
+    entrypoints.handle_rollout_message(json.dumps(drift_message(d.target.key)))  # what the trigger does
+    assert "serves" in world.store.get_app_state(d.target).drift_detail

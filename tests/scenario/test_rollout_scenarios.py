@@ -47,6 +47,7 @@ def test_a_revision_failing_smoke_checks_never_gets_traffic(world):
     assert dump["traffic"] == {f"{app}--seed": 100}
     rev = world.revision(app, d.revision)
     assert rev["active"] is False and rev["requests"] == 2  # only the smoke checks ever reached it
+    assert rev["peakWeight"] == 0
     state = world.store.get_app_state(d.target)
     assert state.live_revision == "" and state.active_deployment_id == "" and state.inflight_digests == ()
 
@@ -78,6 +79,7 @@ def test_a_canary_failing_at_50_percent_is_rolled_back(world):
     assert "verification failed at 50 %" in d.reason and f"traffic back to {seed} 100 %" in d.reason
     assert world.app_dump(app)["traffic"] == {seed: 100}
     assert world.revision(app, d.revision)["active"] is False
+    assert world.revision(app, d.revision)["peakWeight"] == 50  # the emulator remembers the most it had
 
 
 def test_two_quick_pushes_end_with_the_newer_live_and_the_older_superseded(world):

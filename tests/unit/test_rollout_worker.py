@@ -10,7 +10,7 @@ from shared.errors import ConflictError, InvalidRequestError, NotFoundError
 from shared.ports import PermanentAzureError, TransientAzureError
 from shared.services.intake import ensure_recorded
 from shared.services.rollout import MAX_DEQUEUE, RolloutWorker
-from shared.services.rollout.messages import start_message
+from shared.services.rollout.messages import drift_target_key, start_message
 from tests.unit.test_rollout_fakes import (
     CANARY, Clock, DelayQueue, FakeApps, RecordingPublisher, fast, push_deployment, record,
 )
@@ -27,6 +27,7 @@ class Harness:
         self.queue = DelayQueue(self.clock)
         self.apps = FakeApps(self.clock)
         self.publisher = RecordingPublisher(fail=publisher_fails)
+        self.drift_checks: list[dict] = []  # one per ending, delayed (records.py)
         self.worker = RolloutWorker(
             self.store, self.queue, self.apps, self.apps, self.publisher, clock=self.clock,
             budget_s=budget_s, sleep=self.clock.advance, monotonic=self.clock.monotonic,
@@ -53,6 +54,9 @@ class Harness:
                 count = 1
                 if message is None:
                     return handled
+                if drift_target_key(message) is not None:  # the reconciler's, routed by entrypoints
+                    self.drift_checks.append(message)
+                    continue
             try:
                 self.worker.handle_message(message, count)
             except Killed:
@@ -120,6 +124,7 @@ def test_push_to_live_needs_no_queue_hop_when_nothing_waits():
     d = h.push(target, "v2", "b")
     assert h.drain() == 1  # the start message alone carried it to the end
     assert h.get(d).phase == Phase.SUCCEEDED
+    assert [m["target_key"] for m in h.drift_checks] == [target.key]  # and one drift check after it
 
 
 def test_slow_start_up_polls_inline_then_by_delayed_messages():
@@ -129,7 +134,7 @@ def test_slow_start_up_polls_inline_then_by_delayed_messages():
     d = h.push(target, "v1", "c")
     h.drain()
     assert h.get(d).phase == Phase.SUCCEEDED
-    delays = [delay for _, delay in h.queue.sent if delay > 0]
+    delays = [delay for m, delay in h.queue.sent if delay > 0 and drift_target_key(m) is None]
     assert delays and max(delays) <= 2.0  # waits were messages, each at most a poll interval
 
 
@@ -282,7 +287,7 @@ def test_canary_failing_at_50_percent_is_rolled_back():
     assert state.live_revision == "" and state.active_deployment_id == ""
     assert h.publisher.events[-1][0] == "AcrDeploy.Deployment.RolledBack"
     # the bake between steps was a delayed message of bake_s
-    assert any(delay == 30.0 for _, delay in h.queue.sent)
+    assert any(delay == 30.0 for m, delay in h.queue.sent if drift_target_key(m) is None)
 
 
 def test_healthy_canary_walks_every_step():

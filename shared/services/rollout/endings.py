@@ -150,6 +150,11 @@ class Endings:
                                 "so it keeps the traffic", *events)
 
         def failed(saved: Deployment, exc: Exception) -> Step:
+            if isinstance(exc, TransientAzureError) and saved.attempts < MAX_TRANSIENT:
+                # Azure is still applying an earlier change (a traffic shift in progress answers
+                # 409) or is busy: the roll-back is recorded as decided, so back off and resume it
+                # rather than end FAILED with the traffic wherever the earlier change left it.
+                return self.transient(saved, exc)
             return self._finish(saved.with_progress(ending=None), Phase.FAILED,
                                 f"{if_it_fails.format(reason=reason)}: {str(exc)[:200]}")
 

@@ -4,6 +4,8 @@
      "wake": <n>,            # a scheduled wake-up: dropped when the record holds a newer number
      "deployment": {...}}    # a start message: the whole deployment, so the worker can record it
                              # if intake died between the enqueue and its table write
+    {"v": 1, "kind": "drift", "target_key": ...}   # compare the app with the history (drift.py),
+                             # sent with a delay after every ending: a write that landed late shows
 """
 
 from __future__ import annotations
@@ -15,6 +17,19 @@ from shared.domain.model import Deployment, deployment_from_dict, deployment_to_
 
 VERSION = 1
 ADVANCE = "advance"
+DRIFT = "drift"
+DRIFT_RECHECK_S = 30.0  # after an ending: longer than a write's time-out (adapters/containerapps.py)
+
+
+def drift_message(target_key: str) -> dict[str, Any]:
+    return {"v": VERSION, "kind": DRIFT, "target_key": target_key}
+
+
+def drift_target_key(raw: Mapping[str, Any] | None) -> str | None:
+    """The app a drift message names, or None when `raw` is not a drift message."""
+    if isinstance(raw, Mapping) and raw.get("kind") == DRIFT and isinstance(raw.get("target_key"), str):
+        return raw["target_key"] if raw["target_key"].count("|") == 2 else None
+    return None
 
 
 def advance_message(deployment_id: str, target_key: str, wake: int | None = None) -> dict[str, Any]:

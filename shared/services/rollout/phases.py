@@ -20,6 +20,7 @@ from shared.domain.revision_state import Readiness
 from shared.services.rollout import starting
 from shared.services.rollout.access import AccessGate, health_verdict, verify_window_s
 from shared.services.rollout.checks import CheckRunner, url
+from shared.services.rollout.claim import LostClaim
 from shared.services.rollout.context import RolloutContext
 from shared.services.rollout.endings import Endings
 from shared.services.rollout.messages import advance_message_of
@@ -74,15 +75,25 @@ class Phases:
             return self._handlers[d.phase](d)
         except (TransientAzureError, PermanentAzureError) as exc:
             return self.on_azure_error(d, exc)
+        except LostClaim as lost:
+            return self.lost(d, lost)
 
     def then(self, d: Deployment, then: Then) -> Step:
         """Carry out what a step recorded as decided (`d` is the saved deployment)."""
         try:
             return then.act(d)
+        except LostClaim as lost:
+            return self.lost(d, lost)
         except (TransientAzureError, PermanentAzureError) as exc:
             if then.on_error is not None:
                 return then.on_error(d, exc)
             return self.on_azure_error(d, exc)
+
+    def lost(self, d: Deployment, lost: LostClaim) -> Step:
+        """Another deployment holds the app now: stop without changing it (see claim.py)."""
+        return finish(d.with_progress(ending=None), Phase.FAILED,
+                      f"lost the app to {lost.holder or 'nobody'} while {d.phase}; stopped before changing it",
+                      self.ctx.clock())
 
     def on_azure_error(self, d: Deployment, exc: TransientAzureError | PermanentAzureError) -> Step:
         if isinstance(exc, TransientAzureError):

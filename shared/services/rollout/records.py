@@ -13,7 +13,7 @@ from shared.domain import rollout as plan
 from shared.domain.model import AppState, Deployment, DeploymentEvent, Phase
 from shared.ports import ConcurrencyError
 from shared.services.rollout.context import RolloutContext
-from shared.services.rollout.messages import advance_message, advance_message_of
+from shared.services.rollout.messages import DRIFT_RECHECK_S, advance_message, advance_message_of, drift_message
 
 log = logging.getLogger("acr_deploy.rollout")
 
@@ -46,7 +46,7 @@ class Recorder:
         """Free the app (and update what is live), kick the newest waiting deployment, publish."""
         store = self.ctx.store
         now = self.ctx.clock()
-        pending = ""
+        pending, released = "", False
         for _ in range(5):
             state = store.get_app_state(d.target)
             if state is None:
@@ -57,11 +57,14 @@ class Recorder:
             try:
                 store.save_app_state(new_state)
                 pending = new_state.pending_deployment_id
+                released = True
                 break
             except ConcurrencyError:
                 continue
         if pending and pending != d.id:
             self.ctx.queue.send(advance_message(pending, d.target.key))
+        if released:  # once per ending: does the app serve what the history now says?
+            self.ctx.queue.send(drift_message(d.target.key), delay_s=DRIFT_RECHECK_S)
         self._publish(d)
 
     def settle(self, d: Deployment) -> None:

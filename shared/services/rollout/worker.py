@@ -22,6 +22,7 @@ from shared.domain.model import Deployment, utcnow
 from shared.ports import (
     ConcurrencyError, ContainerAppsPort, DeploymentStore, OutcomePublisher, RolloutQueue, SmokeProbe,
 )
+from shared.services.rollout.claim import ClaimedApps, writing_as
 from shared.services.rollout.context import Recover, RolloutContext
 from shared.services.rollout.endings import Endings
 from shared.services.rollout.manual_rollback import RollbackRequests
@@ -56,7 +57,7 @@ class RolloutWorker:
         recover: Recover | None = None,
     ) -> None:
         ctx = RolloutContext(
-            store=store, queue=queue, apps=apps, probe=probe, publisher=publisher, clock=clock,
+            store=store, queue=queue, apps=ClaimedApps.around(apps, store), probe=probe, publisher=publisher, clock=clock,
             budget_s=budget_s, tick_s=tick_s, sleep=sleep, monotonic=monotonic, on_saved=on_saved,
             recover=recover,
         )
@@ -123,6 +124,10 @@ class RolloutWorker:
         if d.phase.terminal:
             self._recorder.settle(d)
             return
+        with writing_as(d):  # every Azure write below re-checks that `d` still holds the app
+            self._steps(d)
+
+    def _steps(self, d: Deployment) -> None:
         c = self.context
         started = c.monotonic()
         for _ in range(MAX_STEPS):
@@ -166,7 +171,8 @@ class RolloutWorker:
             if d is not None:
                 self._recorder.settle(d)
             return
-        self._apply(self._endings.give_up(d, exc, dequeue_count))
+        with writing_as(d):
+            self._apply(self._endings.give_up(d, exc, dequeue_count))
 
     def _recover(self, message: RolloutMessage) -> Deployment | None:
         """A start message for a deployment the store lacks: intake died after enqueueing."""
