@@ -36,13 +36,18 @@ def test_a_crash_looping_revision_fails_when_the_service_gives_up_with_its_reaso
     assert world.revision(app, d.revision)["active"] is False
 
 
-def test_a_cold_start_is_waited_out_by_the_warm_up(world):
-    app = world.seed_app("cold", minReplicas=0)
-    # the first request takes 2 s to start a replica: the rule's check gives up after 1 s, no retries
+def _cold_start(world, prefix: str):
+    """A push to an app scaled to zero whose first request takes 2 s to start a replica; the rules of
+    `cold-*` and `nowarm-*` check with a 1 s time-out and no retries (warm-up 5 s and none)."""
+    app = world.seed_app(prefix, minReplicas=0)
     world.emulator.control.add_behavior(app=app, cold_start_ms=2000)
     world.push(app, "1.0.0")
     world.run(app)
-    d = world.deployment(app, "1.0.0")
+    return app, world.deployment(app, "1.0.0")
+
+
+def test_a_cold_start_is_waited_out_by_the_warm_up(world):
+    app, d = _cold_start(world, "cold")
     assert_live(world, app, d)
     assert world.phases(d) == ALL_PHASES
     ready = next(e for e in world.store.list_events(d.id) if e.phase == Phase.SMOKE_TESTING)
@@ -54,11 +59,7 @@ def test_a_cold_start_is_waited_out_by_the_warm_up(world):
 
 
 def test_without_a_warm_up_the_same_cold_start_fails_the_smoke_check(world):
-    app = world.seed_app("nowarm", minReplicas=0)
-    world.emulator.control.add_behavior(app=app, cold_start_ms=2000)
-    world.push(app, "1.0.0")
-    world.run(app)
-    d = world.deployment(app, "1.0.0")
+    _, d = _cold_start(world, "nowarm")
     assert d.phase == Phase.FAILED and "smoke check failed" in d.reason, world.story(d)
     assert [c.data.get("warming") for c in _checks(world, d)] == [None]
 

@@ -16,13 +16,19 @@ def _created(h: Harness) -> list[str]:
     return [c[1] for c in h.apps.calls if c[0] == "create"]
 
 
-def test_a_pull_failure_is_retried_three_times_with_new_revisions_then_fails():
+def _pull_fails(app: str, queued_s: float = 0.0):
+    """A push whose image the app's region cannot pull, delivered `queued_s` after the push."""
     h = Harness()
-    target = h.apps.add_app("geo")
     h.apps.failure_text = MANIFEST
-    d = h.push(target, "v2", "g")
+    d = h.push(h.apps.add_app(app), "v2", app[0])
     h.apps.failing_images.add(d.image)
+    h.clock.advance(queued_s)
     h.drain()
+    return h, d
+
+
+def test_a_pull_failure_is_retried_three_times_with_new_revisions_then_fails():
+    h, d = _pull_fails("geo")
     done = h.get(d)
     assert done.phase == Phase.FAILED, h.story(d)
     assert len(set(_created(h))) == 4 and done.revision == _created(h)[-1]
@@ -37,13 +43,7 @@ def test_a_pull_failure_is_retried_three_times_with_new_revisions_then_fails():
 
 
 def test_a_pull_failure_long_after_the_push_is_the_images_fault():
-    h = Harness()
-    target = h.apps.add_app("late")
-    h.apps.failure_text = MANIFEST
-    d = h.push(target, "v2", "l")
-    h.apps.failing_images.add(d.image)
-    h.clock.advance(400)  # the message waited (a backlog): replication had minutes to finish
-    h.drain()
+    h, d = _pull_fails("late", queued_s=400)  # a backlog: replication had minutes to finish
     assert h.get(d).phase == Phase.FAILED and len(_created(h)) == 1, h.story(d)
 
 
