@@ -15,8 +15,8 @@ from shared.domain import rollout as plan
 from shared.domain import traffic
 from shared.domain.model import AppState, Deployment, DeploymentEvent, DeploymentKind, Phase
 from shared.domain.progress import CheckKind, TrafficRequest
-from shared.ports import ConcurrencyError, PermanentAzureError, TransientAzureError
 from shared.domain.revision_state import Readiness
+from shared.ports import ConcurrencyError, PermanentAzureError, TransientAzureError
 from shared.services.rollout import starting
 from shared.services.rollout.access import AccessGate, health_verdict, verify_window_s
 from shared.services.rollout.checks import CheckRunner, url
@@ -224,7 +224,7 @@ class Phases:
             return to_phase(d, Phase.SMOKE_TESTING, message, now, fqdn=rev.fqdn)
         if rev is not None and readiness == Readiness.FAILED:
             return starting.pull_retry(c, d, rev) or self.endings.fail_before_shift(
-                d, f"{d.revision} failed to start: {rev.assessment.detail} ({starting.describe(rev)})")
+                d, f"{d.revision} failed to start: {rev.assessment.detail} ({starting.describe(rev, details=False)})")
         ready_by = d.progress.ready_by or now
         if now >= ready_by:
             state = starting.describe(rev) if rev else "the revision does not exist"

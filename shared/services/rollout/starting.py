@@ -22,8 +22,9 @@ from shared.services.rollout.step import Step, Wait, recorded, to_phase
 log = logging.getLogger("acr_deploy.rollout")
 
 
-def describe(rev: RevisionInfo) -> str:
-    return states.describe(rev.provisioning_state, rev.running_state, rev.health_state, rev.running_state_details)
+def describe(rev: RevisionInfo, details: bool = True) -> str:
+    return states.describe(rev.provisioning_state, rev.running_state, rev.health_state,
+                           rev.running_state_details if details else "")
 
 
 def pull_retry(ctx: RolloutContext, d: Deployment, rev: RevisionInfo) -> Step | None:
