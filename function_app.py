@@ -40,7 +40,8 @@ def rollout_step(msg: func.QueueMessage) -> None:
 @app.function_name("sweep_rollouts")
 @app.timer_trigger(arg_name="timer", schedule="0 */1 * * * *", run_on_startup=False)
 def sweep_rollouts(timer: func.TimerRequest) -> None:
-    """Finish or fail rollouts stuck past their deadline; re-enqueue lost messages."""
+    """Finish or fail rollouts stuck past their deadline; re-enqueue lost messages; purge records
+    older than ACR_DEPLOY_RETENTION_DAYS (bounded batches)."""
     entrypoints.handle_sweep()
 
 

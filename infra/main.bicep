@@ -62,6 +62,11 @@ param rulesFile string = 'rules.yaml'
 @minValue(0)
 param discoveryTtlSeconds int = 60
 
+@description('ACR_DEPLOY_RETENTION_DAYS: days the record-only partitions (rejections, day index) are kept.')
+@minValue(1)
+@maxValue(36500)
+param retentionDays int = 90
+
 @description('SKU of the pipeline\'s storage account.')
 param storageSkuName string = 'Standard_LRS'
 
@@ -193,6 +198,7 @@ module functionApp 'app/function.bicep' = {
     targetSubscriptionId: subscription().subscriptionId
     targetResourceGroupNames: targetResourceGroupNames
     discoveryTtlSeconds: discoveryTtlSeconds
+    retentionDays: retentionDays
     tablePrefix: tablePrefix
     eventsEndpoint: deployNotificationsTopic ? notificationsTopic.outputs.endpoint : ''
   }

@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # the adapters and services are imported on first use, not at
     from shared.http_api import HistoryApi
     from shared.services.drift import DriftReconciler
     from shared.services.intake import IntakeService
+    from shared.services.retention import RetentionPurger
     from shared.services.rollout import RolloutWorker
     from shared.services.rulesource import RuleBook
 
@@ -115,6 +116,12 @@ class Container:
                                             requested_by=REPAIR_REQUESTER, why=reason)
 
         return DriftReconciler(self.store, self.container_apps, repair)
+
+    @cached_property
+    def retention(self) -> RetentionPurger:
+        from shared.services.retention import RetentionPurger
+
+        return RetentionPurger(self.store, self.settings.retention_days)
 
     @cached_property
     def api(self) -> HistoryApi:

@@ -99,9 +99,14 @@ def handle_rollout_message(body: str, dequeue_count: int = 1) -> None:
 
 
 def handle_sweep() -> None:
+    """Rollouts first; then, when due, one bounded batch of retention (which never blocks the sweep)."""
     from shared.bootstrap import get_container
 
-    get_container().rollout.sweep()
+    container = get_container()
+    try:
+        container.rollout.sweep()
+    finally:
+        container.retention.purge()
 
 
 def handle_drift() -> None:

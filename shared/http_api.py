@@ -37,7 +37,14 @@ APP_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._()-]{0,89}")  # environments, resource groups
 ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,127}")
 REVISION_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,99}")
-_RELATIVE_RE = re.compile(r"(\d{1,6})([smhd])")
+# ASCII digits only: `\d` also matches other scripts' digits ("²", "٣"), which int() refuses or reads.
+_RELATIVE_RE = re.compile(r"([0-9]{1,6})([smhd])")
+_LIMIT_RE = re.compile(r"[0-9]{1,4}")
+# Times a query may name: the store's keys carry 4-digit years, and a bound one second past the
+# last representable time would overflow; anything outside is a caller's mistake, not a 500.
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(9999, 1, 1, tzinfo=timezone.utc)
+MAX_BODY = 16_384
 STATUSES = tuple(p.value for p in Phase) + ("active",)
 ROLLBACK_FIELDS = ("to_revision", "resource_group", "requested_by")
 
@@ -88,17 +95,28 @@ def ignored_to_dict(i: IgnoredEvent) -> dict[str, Any]:
 
 
 def parse_when(name: str, value: str, now: datetime | None = None) -> datetime:
-    """ISO-8601 (naive = UTC), or relative to now: `30m`, `24h`, `7d`. InvalidRequestError otherwise."""
+    """ISO-8601 (naive = UTC), or relative to now: `30m`, `24h`, `7d`; always UTC and between
+    `EARLIEST` and `LATEST`. InvalidRequestError otherwise (overflowing values included)."""
     text = value.strip()
     rel = _RELATIVE_RE.fullmatch(text)
     if rel:
         unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[rel.group(2)]
-        return (now or utcnow()) - timedelta(**{unit: int(rel.group(1))})
-    # A '+' in a query string arrives as a space: "2024-05-01T12:00:00 00:00".
-    text = re.sub(r" (\d\d:?\d\d)$", r"+\1", text)
-    parsed = parse_time(text)
+        try:
+            parsed: datetime | None = (now or utcnow()) - timedelta(**{unit: int(rel.group(1))})
+        except OverflowError:
+            parsed = EARLIEST - timedelta(days=1)  # reported as out of range below
+    else:
+        # A '+' in a query string arrives as a space: "2024-05-01T12:00:00 00:00".
+        text = re.sub(r" ([0-9]{2}:?[0-9]{2})$", r"+\1", text)
+        parsed = parse_time(text)
     if parsed is None:
         raise InvalidRequestError(f"{name} must be an ISO-8601 time (e.g. 2024-05-01T12:00:00Z) or like 24h/7d")
+    try:
+        parsed = parsed.astimezone(timezone.utc)
+    except OverflowError as exc:  # 0001-01-01T00:00:00+01:00 has no UTC equivalent
+        raise InvalidRequestError(f"{name} is out of range") from exc
+    if not EARLIEST <= parsed < LATEST:
+        raise InvalidRequestError(f"{name} must be between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}")
     return parsed
 
 
@@ -289,7 +307,7 @@ def _repository(value: str | None) -> str | None:
 def _limit(value: str | None, default: int) -> int:
     if value is None or value == "":
         return default
-    if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
+    if not _LIMIT_RE.fullmatch(value) or not 1 <= int(value) <= MAX_LIMIT:
         raise InvalidRequestError(f"limit must be an integer from 1 to {MAX_LIMIT}")
     return int(value)
 
@@ -305,11 +323,13 @@ def _continuation(value: str | None) -> str | None:
 def _json_body(body: bytes) -> dict[str, Any]:
     if not body or not body.strip():
         return {}
-    if len(body) > 16_384:
+    if len(body) > MAX_BODY:
         raise InvalidRequestError("request body is too large")
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except RecursionError as exc:  # the decoder recurses per nesting level
+        raise InvalidRequestError("request body is nested too deeply") from exc
+    except ValueError as exc:  # UnicodeDecodeError included
         raise InvalidRequestError("request body must be JSON") from exc
     if not isinstance(data, dict):
         raise InvalidRequestError("request body must be a JSON object")

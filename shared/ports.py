@@ -121,6 +121,14 @@ class DeploymentStore(DeploymentRepository, HistoryReader, Protocol):
     list deployments and apps; its steps write)."""
 
 
+class RecordRetention(Protocol):
+    """Purging what only records (dismissed events, the cross-app index): never a deployment's own rows."""
+
+    def purge_records(self, before: datetime, limit: int = 1000) -> int:
+        """Delete up to `limit` record-only rows of days before `before`; returns how many."""
+        ...
+
+
 # --------------------------------------------------------------------------- rollout queue
 
 

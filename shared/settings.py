@@ -8,6 +8,7 @@ reads `os.environ` for configuration.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -39,6 +40,11 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
         "empty: the default resource group; '-' turns tag discovery off).",
     ),
     "ACR_DEPLOY_DISCOVERY_TTL_SECONDS": ("60", "How long discovered app tags are cached."),
+    "ACR_DEPLOY_RETENTION_DAYS": (
+        "90",
+        "Days the record-only partitions (rejections, the cross-app day index) are kept; older rows "
+        "are purged in bounded batches by the sweep timer. A deployment's app partition is never purged.",
+    ),
     "ACR_DEPLOY_ARM_ENDPOINT": (
         "https://management.azure.com",
         "Azure Resource Manager endpoint (the Container Apps emulator's URL locally).",
@@ -81,6 +87,7 @@ class Settings:
     resource_group: str | None = None
     discovery_resource_groups: tuple[str, ...] = ()
     discovery_ttl_seconds: float = 60.0
+    retention_days: int = 90
     arm_endpoint: str = "https://management.azure.com"
     arm_ca_bundle: str | None = None
     arm_credential: str = "default"
@@ -106,6 +113,10 @@ class Settings:
             ttl = float(_get(env, "ACR_DEPLOY_DISCOVERY_TTL_SECONDS") or "60")
         except ValueError as exc:
             raise ValueError("ACR_DEPLOY_DISCOVERY_TTL_SECONDS must be a number of seconds") from exc
+        retention = _get(env, "ACR_DEPLOY_RETENTION_DAYS") or "90"
+        if not re.fullmatch(r"[0-9]{1,5}", retention) or not 1 <= int(retention) <= 36500:
+            raise ValueError(f"ACR_DEPLOY_RETENTION_DAYS must be a whole number of days from 1 to 36500, "
+                             f"not {retention[:20]!r}")
         return cls(
             storage_connection_string=_get(env, "AzureWebJobsStorage"),
             storage_account_name=_get(env, "AzureWebJobsStorage__accountName"),
@@ -115,6 +126,7 @@ class Settings:
             resource_group=default_rg,
             discovery_resource_groups=discovery,
             discovery_ttl_seconds=ttl,
+            retention_days=int(retention),
             arm_endpoint=(_get(env, "ACR_DEPLOY_ARM_ENDPOINT") or "").rstrip("/"),
             arm_ca_bundle=_get(env, "ACR_DEPLOY_ARM_CA_BUNDLE"),
             arm_credential=credential,

@@ -53,6 +53,10 @@ param targetResourceGroupNames array
 @description('ACR_DEPLOY_DISCOVERY_TTL_SECONDS: how long discovered app tags are cached.')
 param discoveryTtlSeconds int = 60
 
+@description('ACR_DEPLOY_RETENTION_DAYS: days the record-only partitions (rejections, day index) are kept.')
+@minValue(1)
+param retentionDays int = 90
+
 @description('ACR_DEPLOY_TABLE_PREFIX: prefix of the history table names.')
 param tablePrefix string
 
@@ -82,6 +86,7 @@ var baseAppSettings = {
   ACR_DEPLOY_RESOURCE_GROUP: first(targetResourceGroupNames)
   ACR_DEPLOY_DISCOVERY_RESOURCE_GROUPS: join(targetResourceGroupNames, ',')
   ACR_DEPLOY_DISCOVERY_TTL_SECONDS: string(discoveryTtlSeconds)
+  ACR_DEPLOY_RETENTION_DAYS: string(retentionDays)
   ACR_DEPLOY_TABLE_PREFIX: tablePrefix
 }
 

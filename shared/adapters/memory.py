@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import threading
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from shared.domain.model import AppState, Deployment, DeploymentEvent, IgnoredEvent, Phase, Target
@@ -112,6 +112,15 @@ class MemoryStore:
     def list_apps(self) -> list[AppState]:
         with self._lock:
             return sorted((replace(s) for s in self.states.values()), key=lambda s: s.target.key)
+
+    def purge_records(self, before: datetime, limit: int = 1000) -> int:
+        """RecordRetention: dismissed events of days before `before`'s (no cross-app index here)."""
+        day = before.astimezone(timezone.utc).date()
+        with self._lock:
+            old = [k for k, i in self.ignored.items() if i.at.astimezone(timezone.utc).date() < day][:limit]
+            for key in old:
+                del self.ignored[key]
+        return len(old)
 
     def list_ignored(self, since: datetime, until: datetime, limit: int = 100) -> Page[IgnoredEvent]:
         with self._lock:

@@ -78,8 +78,8 @@ from shared.adapters.tables_codec import (
 )
 from shared.adapters.tables_index import MAX_BATCH, DeferredIndex
 from shared.adapters.tables_keys import (
-    APPS_PK, IGNORED_DAY, app_pk, day_range, decode_continuation, deployment_filter, deployment_rk,
-    encode_continuation, event_prefix, index_key, inverted_id, state_rk, time_bounds, valid_key,
+    APPS_PK, IGNORED_DAY, INDEX_DAY, app_pk, day_range, decode_continuation, deployment_filter, deployment_rk,
+    encode_continuation, event_prefix, index_key, inverted_id, older_days, state_rk, time_bounds, valid_key,
 )
 from shared.domain.model import AppState, Deployment, DeploymentEvent, IgnoredEvent, Target
 from shared.ports import ConcurrencyError, DeploymentQuery, Page
@@ -368,6 +368,37 @@ class TableStore:
             {"pklo": first, "pkhi": last, "lo": lo, "hi": hi}, max(1, min(limit, MAX_PAGE)))
         items = [ignored_from_entity(e) for e in entities]
         return Page(items, _next_token(entities, more), round_trips=self._trips() - before)
+
+    # ---- RecordRetention
+    def purge_records(self, before: datetime, limit: int = 1000) -> int:
+        """Delete up to `limit` rows of the record-only day partitions (`x|` dismissed events, `t|`
+        cross-app index) of UTC days before `before`'s day; returns how many. App partitions are
+        never touched, and index rows of deployments the apps registry points to stay listable."""
+        registry = self.list_apps()
+        kept = {inverted_id(i) for s in registry for i in (s.live_deployment_id, s.active_deployment_id,
+                                                           s.pending_deployment_id, s.last_deployment_id) if i}
+        deleted = 0
+        for prefix in (IGNORED_DAY, INDEX_DAY):
+            if deleted >= limit:
+                break
+            lo, hi = older_days(prefix, before)
+            entities, _ = self._query("PartitionKey gt @lo and PartitionKey lt @hi", {"lo": lo, "hi": hi},
+                                      limit - deleted, select=["PartitionKey", "RowKey"])
+            doomed = [e for e in entities if not (prefix == INDEX_DAY and e["RowKey"] in kept)]
+            for pk in sorted({e["PartitionKey"] for e in doomed}):  # a transaction is one partition
+                rows = [e for e in doomed if e["PartitionKey"] == pk]
+                for start in range(0, len(rows), MAX_BATCH):
+                    deleted += self._delete_rows(rows[start:start + MAX_BATCH])
+        return deleted
+
+    def _delete_rows(self, rows: list[Any]) -> int:
+        keys = [{"PartitionKey": e["PartitionKey"], "RowKey": e["RowKey"]} for e in rows]
+        try:
+            self.table.submit_transaction([("delete", k) for k in keys])
+        except TableTransactionError:  # another purge got some first: one by one (404s are no-ops)
+            for k in keys:
+                self.table.delete_entity(k["PartitionKey"], k["RowKey"])
+        return len(keys)
 
     def _flush_if_pending(self) -> None:
         """Read-your-writes in this process for the cross-app views (see `defer_index`)."""

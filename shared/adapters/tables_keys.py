@@ -91,6 +91,12 @@ def day_range(prefix: str, lo: str, hi: str) -> tuple[str, str]:
     return first, last
 
 
+def older_days(prefix: str, before: datetime) -> tuple[str, str]:
+    """Exclusive PartitionKey bounds of the day partitions of `prefix` for UTC days before
+    `before`'s day (older days sort after it; the no-time partition `prefix~` is left out)."""
+    return prefix + inverted_time(before)[:8], prefix + "~"
+
+
 def encode_continuation(row_key: str) -> str:
     return base64.urlsafe_b64encode(json.dumps({"after": row_key}).encode()).decode().rstrip("=")
 

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
+from shared.domain.credentials import redact_headers, redact_path
 from shared.domain.progress import RolloutProgress
 from shared.domain.progress_codec import progress_from_dict, progress_to_dict
 
@@ -162,6 +163,11 @@ class RolloutSettings:
         data["strategy"] = self.strategy.value
         data["drift"] = self.drift.value
         data["checks"] = self.checks.value
+        # Every record carries this: a credential that got past the rules loader is masked here.
+        for key in ("smoke", "verify"):
+            for check in data[key]:
+                check["path"] = redact_path(check["path"])
+                check["headers"] = redact_headers(check["headers"])
         return data
 
     @classmethod

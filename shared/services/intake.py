@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
 
 from shared.domain.events import IMAGE_PUSHED, NotDeployable, parse_event, parse_time
 from shared.domain.intake_policy import Candidate, IntakeVerdict, decide
@@ -28,6 +28,10 @@ from shared.domain.model import (
 from shared.domain.trust import TrustedRegistry, trusted_registries, untrusted_reason
 from shared.ports import ConcurrencyError, DeploymentRepository, RolloutQueue
 from shared.services.rollout.messages import start_message
+
+if TYPE_CHECKING:  # annotations only: intake imports no settings parser and no rules engine at run time
+    from shared.domain.rules.planning import PlanResult
+    from shared.settings import Settings
 
 log = logging.getLogger("acr_deploy.intake")
 
@@ -72,8 +76,16 @@ class IntakeResult:
         return data
 
 
+class RulePlanner(Protocol):
+    """Where a push goes (`shared.services.rulesource.RuleBook`)."""
+
+    def plan(self, push: ImagePush) -> PlanResult: ...
+
+    def trusted_registries(self) -> list[str]: ...
+
+
 class IntakeService:
-    def __init__(self, settings: Any, rules: Any, store: DeploymentRepository, queue: RolloutQueue,
+    def __init__(self, settings: Settings, rules: RulePlanner, store: DeploymentRepository, queue: RolloutQueue,
                  clock: Callable[[], datetime] = utcnow) -> None:
         self.settings = settings
         self.rules = rules

@@ -8,6 +8,13 @@ Discovery goes to ARM, so its result is cached for `discovery_ttl_seconds`. Inta
 Event Grid fast and must keep working when ARM does not: once a first list is known, a stale
 cache is served while one background thread refreshes it; a failed refresh is logged, the stale
 rules stay, and the next attempt waits one more TTL (no hammering a failing ARM on every push).
+
+Discovery is never the reason a push is lost, nor the reason an untagged app gets one more: before
+a push is planned from a cache that may not know about it, the list is refreshed synchronously,
+- when no tag rule covers the push's repository and it would be ignored or planned by the
+  convention alone (an app tagged since the last list), at most once per repository per TTL;
+- when a tag rule plans a target and the list is older than `confirm_s` (the tags may have been
+  removed), so bursts of pushes share one list.
 """
 
 from __future__ import annotations
@@ -35,6 +42,10 @@ from shared.ports import AppDirectory
 from shared.settings import Settings
 
 log = logging.getLogger("acr_deploy.rules")
+
+# A tag rule plans only from a list at most this old (seconds): untagging stops the next push.
+CONFIRM_SECONDS = 5.0
+MAX_REMEMBERED_MISSES = 1024  # repositories remembered for the once-per-TTL bound
 
 # The function app root: the directory holding function_app.py (the Functions host's script root).
 APP_ROOT = Path(__file__).resolve().parents[2]
@@ -95,6 +106,7 @@ class RuleBook:
         disabled: Sequence[str] = (),
         background: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        confirm_s: float = CONFIRM_SECONDS,
     ) -> None:
         self.rules: tuple[Rule, ...] = tuple(rules)
         self.source = source  # the rules file's path, or "zero-config convention"
@@ -103,12 +115,15 @@ class RuleBook:
         self._directory = directory
         self._ttl = max(0.0, float(ttl))
         self._tag_rollout = tag_rollout
+        self._confirm_s = max(0.0, float(confirm_s))
+        self._misses: dict[str, float] = {}  # repository -> clock() of its last uncovered-push refresh
         self._background = background
         self._clock = clock
         self._lock = threading.Lock()  # guards the cache fields below
         self._refresh_lock = threading.Lock()  # one refresh at a time
         self._tag_rules: list[Rule] = []
         self._loaded_at: float | None = None  # clock() of the last successful refresh
+        self._generation = 0  # successful refreshes so far
         self._next_attempt = float("-inf")  # after a failure: not before this
         self._last_error = ""
         self._refreshing = False
@@ -154,8 +169,9 @@ class RuleBook:
 
     # ---- what intake calls
     def plan(self, push: ImagePush) -> PlanResult:
-        tag_rules = self.tag_rules()
-        result = plan(push, [*self.rules, *tag_rules])
+        result = plan(push, [*self.rules, *self.tag_rules()])
+        if self._recheck_needed(push, result) and self.refresh(max_age=0.0):
+            result = plan(push, [*self.rules, *self.tag_rules()])
         if self._directory is not None and self._last_error:
             # Say so in the decisions: an ignore record then explains why a tag rule did not fire.
             when = "never loaded" if self._loaded_at is None else "using the last good list"
@@ -192,6 +208,33 @@ class RuleBook:
                     "ttl_s": self._ttl, "error": self._last_error}
 
     # ---- discovery cache
+    def _recheck_needed(self, push: ImagePush, result: PlanResult) -> bool:
+        """Whether the cached list may be wrong about this push (see the module doc); records the
+        repository's refresh so an uncovered repository costs at most one list per TTL."""
+        if self._directory is None:
+            return False
+        now = self._clock()
+        with self._lock:
+            if self._loaded_at is None or now < self._next_attempt:
+                return False  # never loaded (tag_rules() just tried) or failing: wait as usual
+            age = now - self._loaded_at
+            if any(p.source == "tags" for p in result.deployments):
+                return age >= self._confirm_s
+            covered = any(d.source == "tags" and d.stage != "repository" for d in result.decisions)
+            # A push the rules file plans never waits for ARM; one that would be ignored, or that only
+            # the convention (a guess by name) plans, is worth one list.
+            guessed = all(p.source == "convention" for p in result.deployments)
+            if covered or not guessed or age < self._confirm_s:
+                return False
+            key = f"{push.registry}/{push.repository}".lower()
+            last = self._misses.get(key)
+            if last is not None and now - last < self._ttl:
+                return False
+            if len(self._misses) >= MAX_REMEMBERED_MISSES:
+                self._misses.clear()
+            self._misses[key] = now
+            return True
+
     def tag_rules(self) -> list[Rule]:
         if self._directory is None:
             return []
@@ -210,14 +253,20 @@ class RuleBook:
         with self._lock:
             return self._tag_rules
 
-    def refresh(self) -> bool:
-        """List tagged apps now. Never raises: a failure keeps the last good rules."""
+    def refresh(self, max_age: float | None = None) -> bool:
+        """List tagged apps now, unless the list is younger than `max_age` (default: the TTL).
+        Never raises: a failure keeps the last good rules."""
+        max_age = self._ttl if max_age is None else max_age
+        with self._lock:
+            generation = self._generation
         with self._refresh_lock:
             if self._directory is None:
                 return False
             started = self._clock()
             with self._lock:  # another thread may have refreshed while we waited
-                if self._loaded_at is not None and started - self._loaded_at < self._ttl and not self._last_error:
+                loaded = self._loaded_at
+                if loaded is not None and not self._last_error and (
+                        started - loaded < max_age or self._generation != generation):
                     return True
             try:
                 apps = self._directory.list_tagged_apps()
@@ -237,6 +286,7 @@ class RuleBook:
             with self._lock:
                 self._tag_rules = rules
                 self._loaded_at = self._clock()
+                self._generation += 1
                 self._last_error = ""
             return True
 

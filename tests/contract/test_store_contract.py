@@ -197,6 +197,16 @@ def test_ignored_events_are_idempotent_and_listed_newest_first(store):
     assert len(store.list_ignored(T0, T0 + timedelta(hours=1), limit=2).items) == 2
 
 
+def test_purge_records_deletes_dismissed_events_of_older_days_only(store):
+    for days, event_id in ((-3, "old1"), (-2, "old2"), (0, "today"), (1, "newer")):
+        store.record_ignored(IgnoredEvent(T0 + timedelta(days=days), "rejected", event_id, event_id=event_id))
+    assert store.purge_records(T0 + timedelta(hours=1), limit=1) == 1  # bounded
+    assert store.purge_records(T0 + timedelta(hours=1)) == 1
+    assert store.purge_records(T0 + timedelta(hours=1)) == 0
+    window = (T0 - timedelta(days=10), T0 + timedelta(days=10))
+    assert [i.event_id for i in store.list_ignored(*window).items] == ["newer", "today"]
+
+
 def test_get_deployment_with_the_app_hint_and_without(store):
     d = make("orders-api", 1)
     record(store, d)

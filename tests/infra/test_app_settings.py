@@ -96,6 +96,8 @@ def test_setting_values(function_bicep):
     assert base["ACR_DEPLOY_REGISTRIES"] == "registries"
     assert base["ACR_DEPLOY_SUBSCRIPTION_ID"] == "targetSubscriptionId"
     assert base["ACR_DEPLOY_TABLE_PREFIX"] == "tablePrefix"
+    assert "retentionDays" in str(base["ACR_DEPLOY_RETENTION_DAYS"])
+    assert function_bicep["parameters"]["retentionDays"]["default"] == 90
     assert "join" in str(base["ACR_DEPLOY_DISCOVERY_RESOURCE_GROUPS"])
     assert "first" in str(base["ACR_DEPLOY_RESOURCE_GROUP"])
     # No connection strings / keys among the settings.
@@ -111,6 +113,8 @@ def test_main_passes_the_setting_values(main_bicep):
     params = module(main_bicep, "functionApp").body["params"]
     assert params["registries"] == "${registry.properties.loginServer}=${registry.id}"
     assert params["tablePrefix"] == "tablePrefix"
+    assert params["retentionDays"] == "retentionDays"
+    assert main_bicep["parameters"]["retentionDays"]["default"] == 90
     assert params["rulesFile"] == "rulesFile"
     assert params["targetResourceGroupNames"] == "targetResourceGroupNames"
     events = params["eventsEndpoint"]["operator"]

@@ -10,7 +10,6 @@ import os
 
 import pytest
 
-from shared.services.rollout import RolloutWorker
 from tests.scenario.driver import QueueDriver
 from tests.scenario.invariants import Killer, Report, make_script, run_script
 
@@ -31,8 +30,9 @@ def test_history_matches_what_serves(world, seed, request):
     killer = Killer(seed, script.kill_rate)
     world.killer = killer
     c = world.container
-    c.rollout = RolloutWorker(c.store, c.queue, killer.wrap(c.container_apps), c.probe, c.publisher,
-                              budget_s=5.0, tick_s=0.05, on_saved=killer.on_saved)
+    # The world's worker (its recovery of start messages that outran their record included), with
+    # deaths injected after records and after Azure changes.
+    c.rollout = c.rollout.with_ports(apps=killer.wrap(c.container_apps), on_saved=killer.on_saved)
     report = run_script(world, script, lambda: QueueDriver(c.queue, visibility_timeout=1))
     reports: list[Report] = request.config.__dict__.setdefault("acr_invariant_reports", [])
     reports.append(report)  # printed by tests/scenario/conftest.py's terminal summary

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 
@@ -72,7 +73,7 @@ def test_the_convention_needs_its_settings():
     assert book.rules == ()
 
 
-def test_file_and_tag_rules_plan_together_and_file_rules_keep_a_shared_target():
+def test_file_and_tag_rules_plan_together_and_a_tagged_app_is_planned_by_its_tags():
     directory = FakeDirectory([
         app("orders-api", {"acr-deploy.repository": "orders-api", "acr-deploy.tags": "semver"}),
         app("orders-api-canary", {"acr-deploy.repository": "orders-api"}),
@@ -80,10 +81,38 @@ def test_file_and_tag_rules_plan_together_and_file_rules_keep_a_shared_target():
     book = RuleBook.from_settings(settings(), directory=directory, background=False)
     result = book.plan(push("orders-api", "1.2.3"))
     assert [(d.target.app, d.source) for d in result.deployments] == [
-        ("orders-api", "convention"), ("orders-api-canary", "tags")
+        ("orders-api", "tags"), ("orders-api-canary", "tags")
     ]
-    duplicate = next(d for d in result.decisions if d.rule == "tags:orders-api")
-    assert not duplicate.matched and "already planned by rule 'convention'" in duplicate.reason
+    convention = next(d for d in result.decisions if d.rule == "convention")
+    assert not convention.matched and convention.stage == "governed"
+    assert "governed by its acr-deploy.* resource tags alone (rule 'tags:orders-api')" in convention.reason
+
+
+def test_an_app_governed_by_its_tags_never_gets_what_they_refuse(tmp_path):
+    """semver:1.x on the app's tags: 2.0.0 goes nowhere, neither by the convention nor by a file rule."""
+    directory = FakeDirectory([app("orders-api", {"acr-deploy.repository": "orders-api",
+                                                  "acr-deploy.tags": "semver:1.x"})])
+    convention = RuleBook.from_settings(settings(), directory=directory, background=False)
+    (tmp_path / "rules.yaml").write_text(RULES)
+    rules_file = RuleBook.from_settings(settings(ACR_DEPLOY_RULES_FILE="rules.yaml"), directory=directory,
+                                        root=tmp_path, background=False)
+    for book, other in ((convention, "convention"), (rules_file, "orders")):
+        refused = book.explain(push("orders-api", "2.0.0"))
+        assert refused.result.deployments == []
+        by_rule = {d["rule"]: d for d in refused.to_dict()["decisions"]}
+        assert by_rule["tags:orders-api"]["stage"] == "tag"
+        assert by_rule[other]["stage"] == "governed" and "tags:orders-api" in by_rule[other]["reason"]
+        assert "governed by its acr-deploy.* resource tags" in refused.to_dict()["summary"]
+        (accepted,) = book.plan(push("orders-api", "1.4.0")).deployments
+        assert accepted.source == "tags"
+
+
+def test_an_app_with_broken_tags_is_still_governed_by_them():
+    directory = FakeDirectory([app("orders-api", {"acr-deploy.tags": "semver:1.x"})])  # no repository tag
+    book = RuleBook.from_settings(settings(), directory=directory, background=False)
+    result = book.plan(push("orders-api", "1.0.0"))
+    assert result.deployments == []
+    assert "governed" in result.reason()
 
 
 def test_discovery_is_off_when_settings_turn_it_off():
@@ -106,19 +135,38 @@ def _book(directory, clock, ttl=60.0, background=False, rules=()) -> RuleBook:
     return RuleBook(list(rules), directory=directory, ttl=ttl, clock=clock, background=background)
 
 
-def test_discovery_is_cached_for_the_ttl():
+def test_discovery_is_cached_but_untagging_stops_the_next_push():
     directory = FakeDirectory([app("web", {"acr-deploy.repository": "web-src"})])
     clock = FakeClock()
     book = _book(directory, clock)
-    for _ in range(5):
+    for _ in range(5):  # a burst shares one list
         assert book.plan(push("web-src", "1.0.0")).deployments
     assert directory.calls == 1
     directory.apps = []  # the tag was removed from the app
-    clock.now += 59
-    assert book.plan(push("web-src", "1.0.0")).deployments  # still cached
-    clock.now += 2
-    assert not book.plan(push("web-src", "1.0.0")).deployments
+    clock.now += 6  # older than confirm_s, well within the TTL
+    assert not book.plan(push("web-src", "1.0.1")).deployments
     assert directory.calls == 2
+
+
+def test_a_push_no_tag_rule_covers_refreshes_discovery_once_per_repository_per_ttl():
+    directory = FakeDirectory([])
+    clock = FakeClock()
+    book = _book(directory, clock, rules=[convention_rule(SUB, "apps")])
+    assert [d.source for d in book.plan(push("web-src", "1.0.0")).deployments] == ["convention"]
+    assert directory.calls == 1
+    directory.apps = [app("web", {"acr-deploy.repository": "web-src"})]  # tagged since the list
+    clock.now += 10
+    planned = book.plan(push("web-src", "1.0.1")).deployments
+    assert sorted((d.target.app, d.source) for d in planned) == [("web", "tags"), ("web-src", "convention")]
+    assert directory.calls == 2
+    # Bounded: a repository nobody tags costs one list per TTL, however many pushes it gets.
+    for _ in range(5):
+        clock.now += 6
+        book.plan(push("other", "1.0.0"))
+    assert directory.calls == 3
+    clock.now += 60
+    book.plan(push("other", "1.0.1"))
+    assert directory.calls == 4
 
 
 def test_a_discovery_failure_keeps_the_stale_rules_and_says_so(caplog):
@@ -171,9 +219,11 @@ def test_invalid_tags_are_logged_once_and_explained(caplog):
 
 
 def test_background_refresh_serves_the_stale_list_without_waiting():
+    """Pushes that file rules plan never wait for ARM; only a tag rule's plan is confirmed."""
     directory = FakeDirectory([app("web", {"acr-deploy.repository": "web-src"})])
     clock = FakeClock()
-    book = _book(directory, clock, background=True)
+    file_rule = dataclasses.replace(convention_rule(SUB, "apps"), name="all", source="rules")
+    book = _book(directory, clock, background=True, rules=[file_rule])
     assert book.plan(push("web-src", "1.0.0")).deployments  # first load: synchronous
     gate, entered = threading.Event(), threading.Event()
     original = directory.list_tagged_apps
@@ -184,18 +234,21 @@ def test_background_refresh_serves_the_stale_list_without_waiting():
         return original()
 
     directory.list_tagged_apps = slow
-    directory.apps = []
     clock.now += 61
-    assert book.plan(push("web-src", "1.0.0")).deployments  # stale list, served at once
+    assert book.plan(push("orders-api", "1.0.0")).deployments  # file rule: stale list, served at once
     assert entered.wait(5)
-    assert book.plan(push("web-src", "1.0.0")).deployments  # still refreshing: one thread only
+    assert book.plan(push("orders-api", "1.0.0")).deployments  # still refreshing: one thread only
     gate.set()
     for _ in range(100):  # bounded wait for the refresh thread
         if book.discovery_status()["age_s"] == 0:
             break
         threading.Event().wait(0.02)
-    assert not book.plan(push("web-src", "1.0.0")).deployments
     assert directory.calls == 2
+    directory.list_tagged_apps = original
+    directory.apps = []
+    clock.now += 6
+    assert [d.source for d in book.plan(push("web-src", "1.0.0")).deployments] == ["rules"]
+    assert directory.calls == 3
 
 
 def test_explain_lists_sources_and_rules(tmp_path):

@@ -9,6 +9,7 @@ def test_defaults_when_nothing_is_set():
     assert s.arm_credential == "default"
     assert s.registries == ()
     assert s.discovery_resource_groups == ()
+    assert s.retention_days == 90
 
 
 def test_discovery_defaults_to_the_default_resource_group_and_can_be_turned_off():
@@ -25,6 +26,10 @@ def test_broken_values_fail_loudly_with_the_setting_name():
         Settings.from_env({"ACR_DEPLOY_ARM_CREDENTIAL": "password"})
     with pytest.raises(ValueError, match="ACR_DEPLOY_DISCOVERY_TTL_SECONDS"):
         Settings.from_env({"ACR_DEPLOY_DISCOVERY_TTL_SECONDS": "soon"})
+    for bad in ("0", "-1", "90d", "²", "99999999"):
+        with pytest.raises(ValueError, match="ACR_DEPLOY_RETENTION_DAYS"):
+            Settings.from_env({"ACR_DEPLOY_RETENTION_DAYS": bad})
+    assert Settings.from_env({"ACR_DEPLOY_RETENTION_DAYS": " 30 "}).retention_days == 30
 
 
 def test_every_setting_is_documented():

@@ -99,7 +99,8 @@ class RuleDecision:
     reason: str
     version_key: str = ""
     targets: tuple[Target, ...] = ()
-    # Where the rule stopped: repository | ignore | tag | target | duplicate | discovery | planned
+    # Where the rule stopped: repository | ignore | tag | target | duplicate | governed (the app is
+    # governed by its resource tags) | discovery | planned
     stage: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -238,28 +239,46 @@ def target_identity(target: Target) -> tuple[str, str]:
     return target.key, (target.container or "").lower()
 
 
+def tag_governed(rules: Sequence[Rule]) -> dict[str, str]:
+    """Apps that carry `acr-deploy.*` resource tags, `Target.key` -> the name of their tag rule.
+    Such an app is governed by its tags alone: no other rule (the convention, the rules file) sends
+    it anything, so a tag policy that refuses a version is never bypassed."""
+    return {
+        Target(t.subscription, t.resource_group, t.app).key: rule.name
+        for rule in rules if rule.source == "tags" for t in rule.targets
+    }
+
+
 def plan(push: ImagePush, rules: Sequence[Rule]) -> PlanResult:
     """Every rule, in order, on one push. One push may fan out to several targets; a target that an
-    earlier rule already planned is not planned twice (file rules come before tag rules)."""
+    earlier rule already planned is not planned twice (file rules come before tag rules), and an app
+    with resource tags is planned by its tag rule only (`tag_governed`)."""
     result = PlanResult(push)
+    governed = tag_governed(rules)
     seen: dict[tuple[str, str], str] = {}
     for rule in rules:
         decision, planned = evaluate_rule(rule, push)
         kept = []
-        dupes = []
+        notes = []
+        stage = "planned"
         for p in planned:
             ident = target_identity(p.target)
+            owner = governed.get(p.target.key)
+            if owner is not None and rule.source != "tags":
+                notes.append(f"{p.target.app} is governed by its acr-deploy.* resource tags alone (rule {owner!r})")
+                stage = "governed"
+                continue
             if ident in seen:
-                dupes.append(f"{p.target.app} already planned by rule {seen[ident]!r}")
+                notes.append(f"{p.target.app} already planned by rule {seen[ident]!r}")
+                stage = "duplicate" if stage == "planned" else stage
                 continue
             seen[ident] = rule.name
             kept.append(p)
-        if dupes:
+        if notes:
             decision = RuleDecision(
                 decision.rule, decision.source, bool(kept),
-                decision.reason + "".join(f"; {d}" for d in dupes),
-                decision.version_key, tuple(p.target for p in kept),
-                stage="planned" if kept else "duplicate",
+                decision.reason + "".join(f"; {n}" for n in notes),
+                decision.version_key, tuple(p.target for p in kept), stage="planned" if kept else stage,
             )
         result.decisions.append(decision)
         result.deployments.extend(kept)

@@ -49,8 +49,11 @@ def tag_rule_from_app(app: Any, rollout: RolloutSettings | None = None) -> Rule 
         if not others:
             return None
         # acr-deploy.tags without acr-deploy.repository: surely a mistake; say so, deploy nothing.
+        # The target is kept (it never plans: no repository matches) so the app stays governed by
+        # its tags: no other rule deploys to it either (`planning.tag_governed`).
         return Rule(
-            name=name, repositories=(), targets=(),
+            name=name, repositories=(),
+            targets=(TargetTemplate(target.subscription_id, target.resource_group, target.app, literal=True),),
             policy=InvalidPolicy(f"{', '.join(others)} set but {TAG_REPOSITORY} is missing"),
             source="tags", origin=origin,
         )

@@ -10,13 +10,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from shared.domain.credentials import credential_params, is_credential_header
 from shared.domain.model import CheckMode, DriftPolicy, RolloutSettings, SmokeCheck, Strategy
 from shared.domain.rules.fields import BadValue, FieldReader, kind
 
 DEFAULT_CANARY_STEPS = (10, 50, 100)
-# Headers whose values are credentials: the rollout settings (smoke checks included) are stored in
-# every deployment record, so a secret here would end up in the history.
-SENSITIVE_HEADER = re.compile(r"(?i)^(authorization|proxy-authorization|cookie)$|token|secret|api[-_]?key|password")
+# The rollout settings (smoke checks included) are stored in every deployment record, so a
+# credential in a check's headers or path would end up in the history (shared.domain.credentials).
+STORED_WITH_EVERY_DEPLOYMENT = ("rules (smoke checks included) are stored with every deployment, so secrets "
+                                "must not be here (use an endpoint that needs none)")
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
@@ -146,6 +148,10 @@ def _one_check(r: FieldReader, item: Any, field: str, default_name: str) -> Smok
         # Appended to the revision's own URL: a full URL or '//host' would probe another host.
         if not path.startswith("/") or path.startswith("//") or re.search(r"\s", path):
             r.problem(f("path"), f"{path!r} must be a path starting with '/' (the host is the revision's)", data)
+        elif credential_params(path):
+            names = ", ".join(dict.fromkeys(credential_params(path)))
+            r.problem(f("path"), f"query parameter {names} looks like a credential; {STORED_WITH_EVERY_DEPLOYMENT}",
+                      data)
         kw["path"] = path
     if "expect_status" in data:
         raw = data["expect_status"]
@@ -192,13 +198,8 @@ def _headers(r: FieldReader, headers: Any, field: str, node: Any) -> tuple[tuple
     for name, val in headers.items():
         if not isinstance(name, str) or not HEADER_NAME.fullmatch(name):
             r.problem(field, f"{name!r} is not a header name", node)
-        elif SENSITIVE_HEADER.search(name):
-            r.problem(
-                f"{field}.{name}",
-                "looks like a credential; rules (smoke checks included) are stored with every "
-                "deployment, so secrets must not be here (use an endpoint that needs none)",
-                node,
-            )
+        elif is_credential_header(name):
+            r.problem(f"{field}.{name}", f"looks like a credential; {STORED_WITH_EVERY_DEPLOYMENT}", node)
         elif not isinstance(val, str):
             r.problem(f"{field}.{name}", f"must be text, not {kind(val)}; quote it", node)
         else:
