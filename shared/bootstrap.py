@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # the adapters and services are imported on first use, not at
     from azure.core.credentials import TokenCredential
 
     from shared.adapters.containerapps import ContainerAppsAdapter
+    from shared.adapters.monitor import MonitorMetricsAdapter
     from shared.adapters.queues import StorageRolloutQueue
     from shared.adapters.smoke import HttpSmokeProbe
     from shared.adapters.tables import TableStore
@@ -27,6 +28,7 @@ if TYPE_CHECKING:  # the adapters and services are imported on first use, not at
     from shared.services.retention import RetentionPurger
     from shared.services.rollout import RolloutWorker
     from shared.services.rulesource import RuleBook
+    from shared.telemetry import Telemetry
 
 
 class Container:
@@ -72,6 +74,18 @@ class Container:
 
         return build_publisher(self.settings)
 
+    @cached_property
+    def request_metrics(self) -> MonitorMetricsAdapter:  # RequestMetrics (Azure Monitor): canary analysis
+        from shared.adapters.monitor import MonitorMetricsAdapter
+
+        return MonitorMetricsAdapter.from_settings(self.settings, self.credential)
+
+    @cached_property
+    def telemetry(self) -> Telemetry:  # installed as the process's by get_container(); off: nothing imported
+        from shared import telemetry
+
+        return telemetry.from_settings(self.settings)
+
     # ---- services -----------------------------------------------------------------------
     @cached_property
     def rules(self) -> RuleBook:  # the loaded rule set (fails loudly at start-up when broken)
@@ -102,6 +116,7 @@ class Container:
             probe=self.probe,
             publisher=self.publisher,
             recover=lambda deployment: ensure_recorded(store, deployment),
+            metrics=self.request_metrics,
         )
 
     @cached_property
@@ -139,7 +154,10 @@ def get_container() -> Container:
     global _container
     with _lock:
         if _container is None:
+            from shared import telemetry
+
             _container = Container()
+            telemetry.install(_container.telemetry)
         return _container
 
 

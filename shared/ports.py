@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Callable, Generic, Protocol, TypeVar
 
+from shared.domain.analysis import WindowMetrics
 from shared.domain.model import AppState, Deployment, DeploymentEvent, IgnoredEvent, SmokeCheck, Target
 from shared.domain.reachability import AppAccess
 from shared.domain.revision_state import Assessment, Readiness, assess
@@ -185,6 +186,9 @@ class AppInfo:
     provisioning_state: str = ""
 
 
+Precondition = Callable[[], None]
+
+
 class ContainerAppsPort(Protocol):
     """What the rollout needs from Container Apps (adapter: azure-mgmt-appcontainers)."""
 
@@ -193,23 +197,28 @@ class ContainerAppsPort(Protocol):
     # One cheap read per readiness poll instead of the whole app.
     def get_revision(self, target: Target, revision: str) -> RevisionInfo | None: ...
 
+    # Every write takes an optional `precondition`, called right before the request is sent (after
+    # the reads a write needs): it raises to stop the write (shared/services/rollout/claim.py).
+
     def create_revision(
         self, target: Target, image: str, suffix: str, pin_traffic: dict[str, int],
-        switch_to_multiple: bool = False,
+        switch_to_multiple: bool = False, precondition: Precondition | None = None,
     ) -> str:
         """One PATCH: new template image + revisionSuffix, traffic pinned to `pin_traffic` so the
         new revision starts at 0 %. Returns the revision name `<app>--<suffix>`. Idempotent:
         when that revision already exists it is returned as is."""
         ...
 
-    def set_traffic(self, target: Target, weights: dict[str, int], wait_s: float | None = None) -> bool:
+    def set_traffic(self, target: Target, weights: dict[str, int], wait_s: float | None = None,
+                    precondition: Precondition | None = None) -> bool:
         """PATCH the traffic table (pinned by name). With `wait_s=None`, wait for the operation
         (up to the adapter's LRO timeout; still running then -> TransientAzureError) and return
         True. With `wait_s`, wait at most that long: True when the operation finished, False when it
         still runs (the change is requested; confirm it later with `get_app`)."""
         ...
 
-    def set_revision_active(self, target: Target, revision: str, active: bool) -> None:
+    def set_revision_active(self, target: Target, revision: str, active: bool,
+                            precondition: Precondition | None = None) -> None:
         """Refuses (PermanentAzureError, code REVISION_HAS_LABEL) to deactivate a labelled revision."""
         ...
 
@@ -249,3 +258,14 @@ class OutcomePublisher(Protocol):
         """Best effort: never raises (publishing failures never fail a deployment)."""
         ...
 
+
+
+# --------------------------------------------------------------------------- canary analysis (Azure Monitor)
+
+
+class RequestMetrics(Protocol):
+    def get_window_metrics(self, target: Target, start: datetime, end: datetime,
+                           response_time: bool = False) -> WindowMetrics:
+        """The app's `Requests` in [start, end) by revision and status class; with `response_time`, also
+        the app's average `ResponseTime` (None when Azure published none). Raises Transient/PermanentAzureError."""
+        ...

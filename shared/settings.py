@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 # name -> (default or None, description). Host-level settings that the Functions runtime itself
-# reads (FUNCTIONS_*, APPLICATIONINSIGHTS_CONNECTION_STRING) are not listed: the code never reads them.
+# reads (FUNCTIONS_*, APPLICATIONINSIGHTS_CONNECTION_STRING) are not listed: the code only asks whether the
+# connection string is set (telemetry `auto`); the azure-monitor-opentelemetry distro reads it itself.
 SETTINGS: dict[str, tuple[str | None, str]] = {
     "AzureWebJobsStorage": (
         None,
@@ -60,6 +61,11 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
         None,
         "Event Grid topic endpoint for deployment outcome CloudEvents (optional).",
     ),
+    "ACR_DEPLOY_TELEMETRY": (
+        "auto",
+        "Traces and metrics: 'auto' = Application Insights when APPLICATIONINSIGHTS_CONNECTION_STRING is set, "
+        "otherwise off; 'console' or 'otlp' (local runs); 'off'.",
+    ),
 }
 
 
@@ -93,6 +99,8 @@ class Settings:
     arm_credential: str = "default"
     table_prefix: str = "acrdeploy"
     events_endpoint: str | None = None
+    telemetry: str = "auto"
+    app_insights: bool = False  # APPLICATIONINSIGHTS_CONNECTION_STRING is set (its value is never kept)
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -132,4 +140,6 @@ class Settings:
             arm_credential=credential,
             table_prefix=_get(env, "ACR_DEPLOY_TABLE_PREFIX") or "acrdeploy",
             events_endpoint=_get(env, "ACR_DEPLOY_EVENTS_ENDPOINT"),
+            telemetry=(_get(env, "ACR_DEPLOY_TELEMETRY") or "auto").lower(),
+            app_insights=bool((env.get("APPLICATIONINSIGHTS_CONNECTION_STRING") or "").strip()),
         )

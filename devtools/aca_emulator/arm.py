@@ -9,6 +9,7 @@ import re
 import urllib.parse
 from typing import Callable
 
+from . import metrics
 from . import revisions as rv
 from . import store
 from .errors import ArmError, bad_request
@@ -249,6 +250,14 @@ def revision_action(req: Request):
     app = req.svc.get_app(req.p["sub"], req.p["rg"], req.p["app"])
     getattr(req.svc, req.p["action"].lower())(app, req.p["rev"])
     return 200, None, {}  # spec: not an LRO, 200 with an empty body
+
+
+# ---------------------------------------------------------------- Azure Monitor metrics (Microsoft.Insights)
+@route("GET", _APP + "/providers/microsoft.insights/metrics")
+def list_metrics(req: Request):
+    app = req.svc.get_app(req.p["sub"], req.p["rg"], req.p["app"])
+    app_id = store.app_id(app["sub"], app["rg"], app["name"])
+    return 200, metrics.metrics_answer(req.svc, app, store.key(app_id), app_id, req.query), {}
 
 
 def dispatch(svc: Service, method: str, raw_path: str, body: bytes, base: str) -> tuple:

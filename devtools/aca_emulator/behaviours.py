@@ -31,6 +31,17 @@ def _text(body: dict, name: str) -> str | None:
     return value
 
 
+def _share(body: dict) -> float | None:
+    """``fail_share``: the share (0..1] of requests past ``fail_after`` that fail (a canary that passes its
+    smoke checks, then fails some of its traffic under load)."""
+    share = number(body, "fail_share")
+    if share is not None and not 0 < share <= 1:
+        raise bad_request("InvalidControlRequest", "fail_share must be in (0, 1]")
+    if share is not None and body.get("fail_after") is None:
+        raise bad_request("InvalidControlRequest", "fail_share needs fail_after (the requests answered well first)")
+    return share
+
+
 def behaviour(body: dict) -> dict:
     """A revision behaviour, chosen by image glob and/or app glob (docs/emulator.md, "Behaviours")."""
     image, app = _text(body, "image") or _text(body, "image_glob"), _text(body, "app")
@@ -39,6 +50,7 @@ def behaviour(body: dict) -> dict:
     not_replicated = number(body, "not_replicated_s")
     return {"image": image, "app": app, "status": number(body, "status", int, 100),
             "latency_ms": number(body, "latency_ms"), "fail_after": number(body, "fail_after", int),
+            "fail_share": _share(body),
             "unhealthy": bool(body.get("unhealthy", False)), "crash_loop": bool(body.get("crash_loop", False)),
             "cold_start_ms": number(body, "cold_start_ms"), "running_state": _text(body, "running_state"),
             "health_state": _text(body, "health_state"),

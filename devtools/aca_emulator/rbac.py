@@ -24,6 +24,12 @@ from pathlib import Path
 from .errors import ArmError
 
 _VERBS = {"GET": "read", "HEAD": "read", "PUT": "write", "PATCH": "write", "DELETE": "delete"}
+# Built-in roles an assignment may name (``builtin_role``), with their actions as Azure defines them.
+# Monitoring Reader: canary analysis reads ``Microsoft.Insights/metrics`` on the target resource groups
+# (infra/app/containerapps-role-assignment.bicep); the custom Container Apps role does not cover it.
+BUILTIN_ROLES = {
+    "Monitoring Reader": ("*/read", "Microsoft.OperationalInsights/workspaces/search/action", "Microsoft.Support/*"),
+}
 
 
 @dataclass(frozen=True)
@@ -119,7 +125,8 @@ def actions_from_bicep(path: str | Path) -> list[str]:
 
 def load_assignments(source) -> list[RoleAssignment]:
     """Assignments from a list of dicts (or a YAML/JSON file holding one): ``principal``, ``scope``,
-    ``actions`` or ``role_bicep`` (a custom role's Bicep file), optional ``notActions``."""
+    ``actions``, ``role_bicep`` (a custom role's Bicep file) or ``builtin_role`` (a name in BUILTIN_ROLES),
+    optional ``notActions``."""
     if isinstance(source, (str, Path)):
         import yaml
         source = yaml.safe_load(Path(source).read_text())
@@ -131,6 +138,10 @@ def load_assignments(source) -> list[RoleAssignment]:
         actions = list(item.get("actions") or [])
         if item.get("role_bicep"):
             actions += actions_from_bicep(item["role_bicep"])
+        if item.get("builtin_role"):
+            if item["builtin_role"] not in BUILTIN_ROLES:
+                raise ValueError(f"unknown built-in role {item['builtin_role']!r} (known: {sorted(BUILTIN_ROLES)})")
+            actions += BUILTIN_ROLES[item["builtin_role"]]
         if not item.get("scope") or not actions:
             raise ValueError(f"role assignment needs 'scope' and 'actions' or 'role_bicep': {item!r}")
         out.append(RoleAssignment(str(item.get("principal") or "*"), str(item["scope"]), tuple(actions),

@@ -14,6 +14,7 @@ from . import revisions as rv
 from . import store
 from .apps import AppsMixin, clean_app_body, merge_patch  # noqa: F401 - re-exported (older imports)
 from .environments import EnvironmentsMixin
+from .metrics import RequestRecorder
 from .operations import OperationsMixin
 from .revision_ops import RevisionOpsMixin
 from .runtime import Runtime, SmoothWRR, fqdn, url  # noqa: F401 - SmoothWRR re-exported
@@ -28,6 +29,8 @@ DEFAULT_CONFIG = {
     # seconds a crash-looping revision stays Activating before ActivationFailed (Kubernetes' default
     # progressDeadlineSeconds; the service does not document its own)
     "progress_deadline": 600.0,
+    # seconds before an answered request shows in the metrics API (Azure's ingestion: a minute or more)
+    "metrics_delay": 0.0,
 }
 
 
@@ -53,6 +56,7 @@ class Service(EnvironmentsMixin, AppsMixin, RevisionOpsMixin, OperationsMixin, S
         self.arm_calls = 0
         self.request_log: deque = deque(maxlen=1000)
         self.counters: dict[tuple, int] = {}
+        self.request_metrics = RequestRecorder()  # what the revisions answered: the metrics API's source
         self.wrr: dict[str, SmoothWRR] = {}
         self.runtime = Runtime(host, ssl_context, self.serve)
         self.rbac = None  # rbac.Rbac in RBAC mode (set by EmulatorServer)
@@ -80,6 +84,7 @@ class Service(EnvironmentsMixin, AppsMixin, RevisionOpsMixin, OperationsMixin, S
             self.arm_calls = 0
             self.request_log.clear()
             self.counters.clear()
+            self.request_metrics.clear()
             self.wrr.clear()
             if reseed and self.startup_seed:
                 apply_seed(self, self.startup_seed)

@@ -118,13 +118,15 @@ class ServingMixin:
             latency = (behaviour.get("latency_ms") or 0) / 1000.0
             path_only = path.split("?", 1)[0]
             if behaviour.get("unhealthy") or not lifecycle.serving(rev):
+                self.request_metrics.record(app_key, rev["name"], 503, latency * 1000.0)
                 return 503, {"error": "revision is unhealthy", "revision": rev["name"]}, headers, latency
             if rev.get("coldStart"):  # scale from zero: the first request waits for a replica to start
                 latency += float(behaviour.get("cold_start_ms") or 0) / 1000.0
                 lifecycle.woke_up(rev)
             status = 200
             if behaviour.get("fail_after") is not None:
-                if count > int(behaviour["fail_after"]):
+                if count > int(behaviour["fail_after"]) and _in_share(count - int(behaviour["fail_after"]),
+                                                                       behaviour.get("fail_share")):
                     status = behaviour.get("status") or 500
             elif behaviour.get("status"):
                 status = int(behaviour["status"])
@@ -135,6 +137,7 @@ class ServingMixin:
                         "images": images, "via": {"rev": "revision", "app": "app", "label": "label"}[kind],
                         "label": label, "method": method, "path": path, "request": count,
                         "env": container_env(rev["template"])}
+            self.request_metrics.record(app_key, rev["name"], status, latency * 1000.0)
             return status, body, headers, latency
 
     def take_fault(self, method: str) -> dict | None:
@@ -172,3 +175,11 @@ class ServingMixin:
                 rev = rv.revisions_by_name(app).get(name)
                 if rev is not None and weight > rev.get("peakWeight", 0):
                     rev["peakWeight"] = weight
+
+
+def _in_share(n: int, share: float | None) -> bool:
+    """Whether the n-th request past ``fail_after`` fails under ``fail_share`` (None: all of them). Spread
+    evenly and deterministically: with 0.25, requests 4, 8, 12... fail."""
+    if share is None:
+        return True
+    return int(n * share) > int((n - 1) * share)

@@ -7,6 +7,9 @@
      orders-api:1.6.0-rc.1     a pre-release  -> goes to orders-api-staging only
      payments-api:2.1.0        a release      -> canary 25 % -> 100 % on payments-api
      orders-api:1.5.1 broken   answers 500    -> smoke checks fail, never receives traffic
+     payments-api:2.2.0 flaky  fails 40 % of its requests after its first 5: passes its smoke
+                               checks, then the canary analysis of its request metrics rolls it back
+   while user traffic (a bounded load on payments-api's URL) feeds the request metrics;
 3. show each deployment moving through its phases (the history API, polled), then the history
    table and what each app now serves (its own HTTPS URL);
 4. check the expectations (exit status 1 if one fails) and stop everything (unless --keep).
@@ -23,6 +26,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from devtools.sandbox.load import Load
 from devtools.sandbox.observe import TERMINAL, SandboxClient, StuckError
 from devtools.sandbox.push import push
 from devtools.sandbox.sandbox import Sandbox, SandboxError
@@ -57,6 +61,8 @@ def samples() -> list[Sample]:
         Sample("orders-api:1.6.0-rc.1", "ok", "orders-api-staging", "succeeded", "pre-release: staging only"),
         Sample("payments-api:2.1.0", "ok", "payments-api", "succeeded", "release: canary 25% -> 100%"),
         Sample("orders-api:1.5.1", "broken", "orders-api", "failed", "broken: smoke fails, no traffic", wave=2),
+        Sample("payments-api:2.2.0", "flaky", "payments-api", "rolled_back",
+               "fails under load: smoke passes, analysis rolls back", wave=2),
     ]
 
 
@@ -171,6 +177,10 @@ def check_expectations(rows: list[Sample], seen: dict[str, dict], answers: dict[
     for app, sample, why in expectations:
         if served(app) != {sample.digest}:
             failures.append(f"{app} serves {sorted(served(app))}, not {sample.ref} [{sample.digest[:19]}]: {why}")
+    flaky = by_ref["payments-api:2.2.0"]
+    flaky_reason = str((seen.get(flaky.ref) or {}).get("reason") or "")
+    if "canary analysis" not in flaky_reason:
+        failures.append(f"{flaky.ref}: the rollback reason does not name the canary analysis: {flaky_reason or '-'}")
     if broken.digest in served("orders-api"):
         failures.append("orders-api served the broken image: it must never receive traffic")
     if by_ref["orders-api:1.6.0-rc.1"].digest in served("orders-api"):
@@ -209,6 +219,8 @@ def run_demo(directory: Path, *, rules_file: str | None = None, schema: str = "e
             live = Live(_table(rows, seen, started), console=console, refresh_per_second=4) if interactive else None
             if live:
                 live.start()
+            # Users of payments-api, whose canaries are judged on their request metrics.
+            load = Load(client.app_fqdn("payments-api"), endpoints["arm_ca"]).start()
             try:
                 for wave_no in (1, 2):
                     wave = [s for s in rows if s.wave == wave_no]
@@ -218,8 +230,10 @@ def run_demo(directory: Path, *, rules_file: str | None = None, schema: str = "e
                         sample.digest = result.image.digest
                     _watch(client, rows, wave, seen, live, console, started, timeout_s, last_phase)
             finally:
+                answered = load.stop()
                 if live:
                     live.stop()
+            console.print(f"load on payments-api: {sum(answered.values())} requests, by status {dict(answered)}")
             console.print(_history(client))
             digests = {s.digest: f"{s.ref} ({s.variant})" for s in rows}
             serving, answers = _serving(client, digests)
@@ -242,5 +256,6 @@ def run_demo(directory: Path, *, rules_file: str | None = None, schema: str = "e
             console.print(f"  - {failure}")
         return 1
     console.print("[bold green]demo passed:[/] the release is live, the pre-release went to staging, the canary "
-                  "completed, and the broken image failed its smoke checks without receiving traffic")
+                  "completed, the broken image failed its smoke checks without receiving traffic, and the flaky "
+                  "canary passed its smoke checks but was rolled back by the analysis of its request metrics")
     return 0

@@ -32,6 +32,9 @@ VARIANTS: dict[str, dict] = {
     "broken": {"status": 500},
     "unhealthy": {"unhealthy": True},
     "slow": {"latency_ms": 1500},
+    # Passes its smoke checks (the first requests answer well), then fails a share of its traffic under
+    # load: only the canary analysis of its request metrics catches it.
+    "flaky": {"fail_after": 5, "fail_share": 0.4},
 }
 
 _REPO = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")

@@ -22,7 +22,9 @@ import httpx
 from shared import acr_events
 from devtools.sandbox import bridge as bridge_mod
 from devtools.sandbox.oci import MANIFEST_MEDIA_TYPE, VARIANTS, SampleImage, build_image, parse_reference, skopeo_push
-from devtools.sandbox.sandbox import DEFAULT_DIR, SandboxError, pusher, read_endpoints, remember_behavior
+from devtools.sandbox.sandbox import (
+    DEFAULT_DIR, SandboxError, behavior_args, pusher, read_endpoints, remember_behavior,
+)
 
 
 @dataclass(frozen=True)
@@ -69,8 +71,7 @@ def register_variant(endpoints: dict[str, Any], image: SampleImage) -> None:
 
     behavior = {"image": f"*@{image.digest}", **VARIANTS[image.variant]}
     with EmulatorControl(endpoints["arm_url"], endpoints["arm_ca"]) as control:
-        control.add_behavior(behavior["image"], status=behavior.get("status"),
-                             latency_ms=behavior.get("latency_ms"), unhealthy=bool(behavior.get("unhealthy")))
+        control.add_behavior(**behavior_args(behavior))
     remember_behavior(endpoints["dir"], behavior)
 
 

@@ -262,9 +262,11 @@ class Sandbox:
         offset = log.stat().st_size if log.exists() else 0
         rbac_args: list[str] = []
         if self.rbac:
-            (emu_dir / "rbac.yaml").write_text(yaml.safe_dump([{
-                "principal": "*", "scope": f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{RESOURCE_GROUP}",
-                "role_bicep": str(ROOT / "infra" / "app" / "containerapps-role.bicep")}]))
+            scope = f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{RESOURCE_GROUP}"
+            (emu_dir / "rbac.yaml").write_text(yaml.safe_dump([  # infra/app/containerapps-role-assignment.bicep
+                {"principal": "*", "scope": scope,
+                 "role_bicep": str(ROOT / "infra" / "app" / "containerapps-role.bicep")},
+                {"principal": "*", "scope": scope, "builtin_role": "Monitoring Reader"}]))
             rbac_args = ["--rbac", str(emu_dir / "rbac.yaml")]
         self.procs.spawn("emulator", [
             sys.executable, "-m", "devtools.aca_emulator", "--host", HOST, "--port", "0",
@@ -290,9 +292,7 @@ class Sandbox:
         with EmulatorControl(arm_url, arm_ca) as control:
             control.health()
             for behavior in STANDING_BEHAVIORS + load_behaviors(self.dir):
-                control.add_behavior(behavior["image"], status=behavior.get("status"),
-                                     latency_ms=behavior.get("latency_ms"),
-                                     unhealthy=bool(behavior.get("unhealthy")))
+                control.add_behavior(**behavior_args(behavior))
             envs = [e for e in control.dump().get("environments", [])
                     if f"/resourcegroups/{RESOURCE_GROUP}/" in str(e.get("id", "")).lower()]
         if not envs:
@@ -392,6 +392,12 @@ def read_endpoints(directory: str | Path = DEFAULT_DIR, required: bool = True) -
             raise SandboxError(f"no sandbox running in {directory} (start one: python -m devtools.sandbox up)")
         return None
     return json.loads(path.read_text())
+
+
+def behavior_args(behavior: dict[str, Any]) -> dict[str, Any]:
+    """A remembered behaviour as `EmulatorControl.add_behavior` keywords (every mode it names)."""
+    args = {k: v for k, v in behavior.items() if k != "image" and v is not None}
+    return {"image_glob": behavior["image"], "unhealthy": bool(args.pop("unhealthy", False)), **args}
 
 
 def load_behaviors(directory: str | Path) -> list[dict[str, Any]]:

@@ -88,6 +88,8 @@ var baseAppSettings = {
   ACR_DEPLOY_DISCOVERY_TTL_SECONDS: string(discoveryTtlSeconds)
   ACR_DEPLOY_RETENTION_DAYS: string(retentionDays)
   ACR_DEPLOY_TABLE_PREFIX: tablePrefix
+  // Traces and metrics of each push to Application Insights (the connection string above).
+  ACR_DEPLOY_TELEMETRY: 'auto'
 }
 
 // Only set when a notifications topic is deployed: unset means "do not publish outcomes".

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import threading
 import time
 from datetime import datetime
 from typing import Any, Callable
@@ -36,9 +35,12 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
+from shared.adapters.arm_clients import SubscriptionClients, arm_client_options
 from shared.domain.model import Target
 from shared.domain.reachability import AppAccess, AuthState
-from shared.ports import REVISION_HAS_LABEL, AppInfo, PermanentAzureError, RevisionInfo, TransientAzureError
+from shared.ports import (
+    REVISION_HAS_LABEL, AppInfo, PermanentAzureError, Precondition, RevisionInfo, TransientAzureError,
+)
 
 __all__ = ["ContainerAppsAdapter", "PermanentAzureError", "TransientAzureError"]
 
@@ -177,9 +179,7 @@ class ContainerAppsAdapter:
         poll_interval_s: float = 0.5,
         lro_timeout_s: float = 60.0,
     ) -> None:
-        self._factory = client_factory
-        self._clients: dict[str, Any] = {}
-        self._lock = threading.Lock()
+        self._clients = SubscriptionClients(client_factory, default_subscription)
         self.default_subscription = default_subscription
         self.discovery_resource_groups = discovery_resource_groups
         self.poll_interval_s = poll_interval_s
@@ -194,29 +194,15 @@ class ContainerAppsAdapter:
         client_options = dict(kwargs.pop("client_options", None) or {})
 
         def factory(subscription_id: str) -> Any:
-            return ContainerAppsAPIClient(
-                credential, subscription_id, base_url=settings.arm_endpoint,
-                connection_verify=settings.arm_ca_bundle or True,
-                retry_total=3, retry_backoff_factor=0.2, retry_backoff_max=2,
-                connection_timeout=10, read_timeout=30, **client_options,
-            )
+            return ContainerAppsAPIClient(credential, subscription_id, **arm_client_options(settings, **client_options))
 
         return cls(factory, settings.subscription_id, tuple(settings.discovery_resource_groups), **kwargs)
 
     def _client(self, subscription_id: str | None) -> Any:
-        sub = subscription_id or self.default_subscription
-        if not sub:
-            raise PermanentAzureError("no subscription id (set ACR_DEPLOY_SUBSCRIPTION_ID)", 400)
-        with self._lock:
-            if sub not in self._clients:
-                self._clients[sub] = self._factory(sub)
-            return self._clients[sub]
+        return self._clients.get(subscription_id)
 
     def close(self) -> None:
-        with self._lock:
-            clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            client.close()
+        self._clients.close()
 
     def _call(self, what: str, fn: Callable[[], Any]) -> Any:
         try:
@@ -330,7 +316,7 @@ class ContainerAppsAdapter:
     # ------------------------------------------------------------------ writes
     def create_revision(
         self, target: Target, image: str, suffix: str, pin_traffic: dict[str, int],
-        switch_to_multiple: bool = False,
+        switch_to_multiple: bool = False, precondition: Precondition | None = None,
     ) -> str:
         """ONE PATCH: the template with the pushed image in the right container plus the
         revisionSuffix, and ingress traffic pinned to `pin_traffic` so the new revision starts at
@@ -358,6 +344,8 @@ class ContainerAppsAdapter:
         if configuration:
             body["properties"]["configuration"] = configuration
         client = self._client(target.subscription_id)
+        if precondition is not None:  # after the reads above, which may have waited: right before sending
+            precondition()
         try:
             self._call(f"create revision {name}", lambda: client.container_apps.begin_update(
                 target.resource_group, target.app, body, polling=False, **WRITE_OPTIONS))
@@ -387,7 +375,8 @@ class ContainerAppsAdapter:
                 "container to update", 400)
         return 0
 
-    def set_traffic(self, target: Target, weights: dict[str, int], wait_s: float | None = None) -> bool:
+    def set_traffic(self, target: Target, weights: dict[str, int], wait_s: float | None = None,
+                    precondition: Precondition | None = None) -> bool:
         """PATCH the traffic table (pinned by name, the app's labels kept) without the SDK's poller,
         then read the app until it shows the change applied (`provisioningState` Succeeded and these
         weights), every `poll_interval_s`: up to `lro_timeout_s` when `wait_s` is None (not seen
@@ -401,6 +390,8 @@ class ContainerAppsAdapter:
             "properties": {"configuration": {"ingress": {"traffic": traffic_with_labels(current, weights)}}},
         }
         client = self._client(target.subscription_id)
+        if precondition is not None:
+            precondition()
         self._call(f"set traffic on {target.app}", lambda: client.container_apps.begin_update(
             target.resource_group, target.app, body, polling=False, **WRITE_OPTIONS))
         limit = self.lro_timeout_s if wait_s is None else max(float(wait_s), 0.0)
@@ -430,7 +421,8 @@ class ContainerAppsAdapter:
                 return False
             time.sleep(min(self.poll_interval_s, remaining))
 
-    def set_revision_active(self, target: Target, revision: str, active: bool) -> None:
+    def set_revision_active(self, target: Target, revision: str, active: bool,
+                            precondition: Precondition | None = None) -> None:
         """Activate or deactivate one revision. The service deactivates a revision that still
         receives traffic (Revisions_Deactivate example; azure-container-apps#410, #1345), so the
         adapter reads the app first and refuses that itself: a deactivation never cuts live traffic,
@@ -450,6 +442,8 @@ class ContainerAppsAdapter:
                     f"refusing to deactivate {revision}: it carries the traffic label(s) {', '.join(labels)}",
                     status=409, code=REVISION_HAS_LABEL)
         client = self._client(target.subscription_id)
+        if precondition is not None:
+            precondition()
         ops = client.container_apps_revisions
         action = ops.activate_revision if active else ops.deactivate_revision
         verb = "activate" if active else "deactivate"

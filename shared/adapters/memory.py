@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
+from shared.domain.analysis import StatusCounts, WindowMetrics
 from shared.domain.model import AppState, Deployment, DeploymentEvent, IgnoredEvent, Phase, Target
 from shared.ports import ConcurrencyError, DeploymentQuery, Page
 
@@ -142,3 +143,27 @@ class MemoryQueue:
 
     def pop(self) -> dict[str, Any] | None:
         return self.messages.pop(0)[0] if self.messages else None
+
+
+class MemoryRequestMetrics:
+    """RequestMetrics for the pure core's tests: each revision answers a steady number of requests per
+    minute (some of them 5xx); a window's counts are that rate over the window. Records every read as
+    (start, end) so a test can check that no window was read before it was complete."""
+
+    def __init__(self) -> None:
+        self.rates: dict[str, tuple[float, float]] = {}  # revision -> (requests/min, of which 5xx/min)
+        self.response_time_ms: float | None = None
+        self.reads: list[tuple[datetime, datetime]] = []
+
+    def serve(self, revision: str, per_minute: float, errors_per_minute: float = 0.0) -> None:
+        self.rates[revision] = (per_minute, errors_per_minute)
+
+    def get_window_metrics(self, target: Target, start: datetime, end: datetime,
+                           response_time: bool = False) -> WindowMetrics:
+        self.reads.append((start, end))
+        minutes = (end - start).total_seconds() / 60.0
+        counts = {}
+        for revision, (total, errors) in self.rates.items():
+            bad = round(errors * minutes)
+            counts[revision] = StatusCounts({"2xx": round(total * minutes) - bad, "5xx": bad})
+        return WindowMetrics(start, end, counts, self.response_time_ms if response_time else None)

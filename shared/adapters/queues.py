@@ -13,6 +13,7 @@ from typing import Any
 
 from azure.storage.queue import QueueClient
 
+from shared import telemetry
 from shared.adapters.storage import (
     RequestCounter, create_once, queue_client, queue_client_from_connection_string,
 )
@@ -47,7 +48,9 @@ class StorageRolloutQueue:
         return cls(queue_client(settings, queue_name, counter), counter)
 
     def send(self, message: dict[str, Any], delay_s: float = 0.0) -> None:
-        body = json.dumps(message, separators=(",", ":"), default=str)
+        # Every message carries the sender's trace context (when telemetry is on): the step it wakes
+        # continues the push's trace, across delays and processes.
+        body = json.dumps(telemetry.with_trace(dict(message)), separators=(",", ":"), default=str)
         if len(body.encode("utf-8")) > MAX_MESSAGE_BYTES:
             raise ValueError(f"queue message of {len(body)} characters exceeds the 64 KiB limit")
         delay = int(min(max(delay_s, 0.0), MAX_DELAY_S))

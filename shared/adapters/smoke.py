@@ -48,6 +48,21 @@ class HttpSmokeProbe:
         self._client.close()
 
     def probe(self, base_url: str, check: Any) -> ProbeResult:
+        from shared import telemetry
+
+        t = telemetry.current()
+        if not t.enabled:
+            return self._probe(base_url, check)
+        # The path without its query: a span never carries what a query string might hold.
+        with t.span("smoke_check", {"acr_deploy.check": check.name, "http.request.method": check.method.upper(),
+                                    "url.path": (check.path or "/").split("?", 1)[0]}) as span:
+            result = self._probe(base_url, check)
+            span.set_attribute("acr_deploy.check_passed", result.ok)
+            if result.status is not None:
+                span.set_attribute("http.response.status_code", result.status)
+            return result
+
+    def _probe(self, base_url: str, check: Any) -> ProbeResult:
         if not base_url:
             return ProbeResult(check.name, "", False, None, 0.0,
                                "no URL to check (the app has no ingress)")

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
+from shared.domain.analysis import AnalysisSettings
 from shared.domain.credentials import redact_headers, redact_path
 from shared.domain.progress import RolloutProgress
 from shared.domain.progress_codec import progress_from_dict, progress_to_dict
@@ -151,6 +152,7 @@ class RolloutSettings:
     verify: tuple[SmokeCheck, ...] = ()  # against the app URL at each step / after the shift; empty: the smoke checks again
     deadline_s: float = 1800.0  # a rollout not finished by then is failed by the sweeper
     drift: DriftPolicy = DriftPolicy.RECORD  # once live: what the drift reconciler does
+    analysis: AnalysisSettings | None = None  # judge each traffic step by Azure Monitor's request metrics
     # Smoke checks wait this long for a revision's first answer (a scale-from-zero start takes
     # 20-30 s); failures that look like a cold start within it are recorded as warming up.
     warmup_s: float = 45.0
@@ -162,6 +164,7 @@ class RolloutSettings:
         data = asdict(self)
         data["strategy"] = self.strategy.value
         data["drift"] = self.drift.value
+        data["analysis"] = self.analysis.to_dict() if self.analysis else None
         data["checks"] = self.checks.value
         # Every record carries this: a credential that got past the rules loader is masked here.
         for key in ("smoke", "verify"):
@@ -178,6 +181,7 @@ class RolloutSettings:
         data["strategy"] = Strategy(data.get("strategy", Strategy.ALL_AT_ONCE.value))
         data["steps"] = tuple(data.get("steps", (100,)))
         data["drift"] = DriftPolicy(data.get("drift") or DriftPolicy.RECORD.value)
+        data["analysis"] = AnalysisSettings.from_dict(data.get("analysis"))
         data["checks"] = CheckMode(data.get("checks") or CheckMode.AUTO.value)
         for key in ("smoke", "verify"):
             if key in data:

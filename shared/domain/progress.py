@@ -14,6 +14,8 @@ from datetime import datetime
 from enum import Enum
 from typing import Mapping
 
+from shared.domain.analysis import AnalysisRun
+
 
 @dataclass(frozen=True)
 class CheckRun:
@@ -103,6 +105,7 @@ class RolloutProgress:
     wake: int = 0  # the newest scheduled wake-up; a message with a lower number is stale
     wake_at: datetime | None = None  # when that wake-up is due (the sweeper re-sends lost ones)
     ending: Ending | None = None
+    analysis: AnalysisRun | None = None  # the current traffic step's canary analysis (rollout.analysis)
     no_checks: bool = False  # `checks: none` (rule or resource tag): the revision's health state decides
     pull_retries: int = 0  # new revisions made because the image could not be pulled yet
     create_after: datetime | None = None  # CREATING_REVISION: the pull retry's back-off ends then

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
 
+from shared import telemetry
 from shared.domain.events import IMAGE_PUSHED, NotDeployable, parse_event, parse_time
 from shared.domain.intake_policy import Candidate, IntakeVerdict, decide
 from shared.domain.model import (
@@ -102,6 +103,10 @@ class IntakeService:
         return [self.handle(event) for event in events[:1000]]  # Event Grid batches hold ≤ 5,000
 
     def handle(self, raw: Any) -> IntakeResult:
+        with telemetry.current().span("acr_deploy.intake"):
+            return self._handle(raw)
+
+    def _handle(self, raw: Any) -> IntakeResult:
         parsed = parse_event(raw)
         if isinstance(parsed, NotDeployable):
             return self._dismiss(parsed, raw)
@@ -144,8 +149,10 @@ class IntakeService:
             data={"event_id": plan.push.event_id, "event_source": plan.push.event_source,
                   "schema": plan.push.schema, "media_type": plan.push.media_type},
         )
-        outcome = _record(self.store, Candidate.from_plan(plan), deployment, first, now,
-                          before_write=lambda: self.queue.send(start_message(deployment)))
+        # The start message carries this span's context: the rollout's steps continue the push's trace.
+        with telemetry.current().span("acr_deploy.intake.target", telemetry.deployment_attributes(deployment)):
+            outcome = _record(self.store, Candidate.from_plan(plan), deployment, first, now,
+                              before_write=lambda: self.queue.send(start_message(deployment)))
         verdict, reason = outcome
         if verdict in (IntakeVerdict.DUPLICATE, IntakeVerdict.OLDER):
             self._record_ignored(_skip_record(plan.push, plan.target.app, reason))

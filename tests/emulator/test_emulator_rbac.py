@@ -118,3 +118,28 @@ def test_the_pipeline_adapter_works_under_exactly_the_bicep_role(tmp_path):
             assert len(forbidden(emu)) == 1
         finally:
             adapter.close()
+
+
+def test_request_metrics_need_monitoring_reader_beside_the_custom_role(tmp_path):
+    """Canary analysis reads Microsoft.Insights/metrics: the custom Container Apps role does not grant it,
+    Monitoring Reader on the resource group (as containerapps-role-assignment.bicep assigns it) does."""
+    from azure.mgmt.monitor import MonitorManagementClient
+
+    from devtools.aca_emulator.rbac import load_assignments
+
+    from .helpers import LocalCredential
+
+    custom = {"principal": "*", "scope": RG_SCOPE, "role_bicep": str(ROLE_BICEP)}
+    reader = {"principal": "*", "scope": RG_SCOPE, "builtin_role": "Monitoring Reader"}
+    app = f"subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.App/containerApps/orders-api"
+    for assignments, allowed in (([custom], False), ([custom, reader], True)):
+        with _server(tmp_path, *load_assignments(assignments)) as emu:
+            client = MonitorManagementClient(LocalCredential(), SUB, base_url=emu.base_url,
+                                             connection_verify=emu.ca_path, retry_total=0)
+            with client:
+                if allowed:
+                    assert client.metrics.list(app, metricnames="Requests").value[0].name.value == "Requests"
+                else:
+                    with pytest.raises(HttpResponseError) as denied:
+                        client.metrics.list(app, metricnames="Requests")
+                    _assert_forbidden(denied, "Microsoft.Insights/metrics/read", "containerApps/orders-api")

@@ -19,6 +19,7 @@ STORAGE_TABLE_DATA_CONTRIBUTOR = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"
 MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
 EVENTGRID_DATA_SENDER = "d5a91429-5739-47e2-a06b-3470a27159e7"
 ACR_PULL = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
+MONITORING_READER = "43d0d8ad-25c7-4714-9337-8ba259a9fe05"
 CUSTOM_CONTAINER_APPS_ROLE = "custom: containerapps-role.bicep"
 
 # Every role assignment in infra/: (file, symbol) -> (role, scope symbol, principal param, condition).
@@ -52,6 +53,8 @@ EXPECTED_ASSIGNMENTS = {
     ),
     ("app/acr-pull.bicep", "acrPull"): (ACR_PULL, "registry", "principalId"),
     ("app/containerapps-role-assignment.bicep", "assignment"): (CUSTOM_CONTAINER_APPS_ROLE, None, "principalId"),
+    # Canary analysis reads request metrics (Microsoft.Insights/metrics/read) on the target groups only.
+    ("app/containerapps-role-assignment.bicep", "monitoringReader"): (MONITORING_READER, None, "principalId"),
 }
 
 # The Microsoft.App action behind each azure-mgmt-appcontainers operation the code may call.

@@ -43,7 +43,7 @@ class CrashingApps:
 
         def call(*args: Any, **kwargs: Any) -> Any:
             result = attr(*args, **kwargs)  # the real Azure change happens
-            if not self.crashed and self._when(*args, **kwargs):
+            if not self.crashed and self._when(*args, **{k: v for k, v in kwargs.items() if k != "precondition"}):
                 self.crashed.append(args)
                 raise KilledAfterAzureChange(f"killed right after {name}{args[1:]}")
             return result

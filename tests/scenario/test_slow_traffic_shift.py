@@ -20,8 +20,8 @@ class RecordingApps:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
 
-    def set_traffic(self, target, weights, wait_s=None):
-        applied = self._real.set_traffic(target, weights, wait_s)
+    def set_traffic(self, target, weights, wait_s=None, precondition=None):
+        applied = self._real.set_traffic(target, weights, wait_s, precondition=precondition)
         self.traffic.append((dict(weights), wait_s, applied))
         return applied
 

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from shared.domain.analysis import AnalysisRun
 from shared.domain.model import Phase, deployment_from_dict, deployment_to_dict
 from shared.domain.progress import (
     CheckProgress, CheckRun, Ending, EndingKind, RolloutProgress, TrafficRequest,
@@ -60,12 +61,12 @@ def test_a_schema_1_document_reads_into_the_typed_progress():
         ending=Ending(EndingKind.SUCCEED, "", "10 attempt(s) against https://orders.example.io",
                       datetime(2025, 5, 1, 12, 1, tzinfo=timezone.utc), ("orders--old",), ("orders--first",)),
     )
-    # every field the old worker had has a key in the old document: none was left behind
-    assert all(getattr(progress, f.name) != f.default for f in fields(RolloutProgress)
-               if f.name not in ADDED_AFTER_SCHEMA_1)
+    # every field of the progress has a key in the old document: none was left behind (but the
+    # facts added since, which an older worker keeps as keys it does not own)
+    assert all(getattr(progress, f.name) != f.default for f in fields(RolloutProgress) if f.name not in SINCE_SCHEMA_2)
 
-# Facts later releases record (absent from schema 1 documents: they read as their defaults).
-ADDED_AFTER_SCHEMA_1 = {"no_checks", "pull_retries", "create_after", "unknown_state"}
+
+SINCE_SCHEMA_2 = {"analysis", "no_checks", "pull_retries", "create_after", "unknown_state"}
 
 
 def test_facts_added_after_schema_1_round_trip():
@@ -73,6 +74,13 @@ def test_facts_added_after_schema_1_round_trip():
         no_checks=True, pull_retries=2, create_after=AT, unknown_state="running Hibernating",
         smoke=CheckProgress(CheckRun(0, 0, 0, 0), None, warm_until=AT, warmed=True, warming=3))
     assert progress_from_dict(progress_to_dict(progress))[0] == progress
+
+
+def test_a_canary_analysis_under_way_survives_the_stored_form():
+    run = AnalysisRun(datetime(2025, 5, 1, 12, 1, tzinfo=timezone.utc), passed=1, failed=0, inconclusive=2)
+    doc = progress_to_dict(RolloutProgress(analysis=run))
+    assert progress_from_dict(doc)[0].analysis == run
+    assert progress_from_dict({"analysis": {"window_start": "not a date"}})[0].analysis is None
 
 
 def test_writing_keeps_the_schema_1_keys_and_adds_the_version():

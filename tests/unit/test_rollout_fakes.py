@@ -180,7 +180,9 @@ class FakeApps:
                 return self._info(r, fa)
         return None
 
-    def create_revision(self, target, image, suffix, pin_traffic, switch_to_multiple=False) -> str:
+    def create_revision(self, target, image, suffix, pin_traffic, switch_to_multiple=False, precondition=None) -> str:
+        if precondition is not None:
+            precondition()
         self._maybe_fail("create_revision")
         fa = self.app(target)
         name = f"{target.app}--{suffix}"
@@ -205,7 +207,10 @@ class FakeApps:
             if name != new and (name not in names or not names[name].active):
                 raise PermanentAzureError(f"revision {name} is not active", 400, "RevisionNotActive")
 
-    def set_traffic(self, target: Target, weights: dict[str, int], wait_s: float | None = None) -> bool:
+    def set_traffic(self, target: Target, weights: dict[str, int], wait_s: float | None = None,
+                    precondition=None) -> bool:
+        if precondition is not None:
+            precondition()
         """`slow_traffic` calls with a `wait_s` report the operation still running (False): the
         app then reads InProgress for `busy_reads` get_app calls; `lost_traffic` of them are never
         applied (the operation failed), like a PATCH whose LRO ended badly."""
@@ -230,7 +235,9 @@ class FakeApps:
         self._maybe_fail("get_access")
         return self.app(target).access
 
-    def set_revision_active(self, target: Target, revision: str, active: bool) -> None:
+    def set_revision_active(self, target: Target, revision: str, active: bool, precondition=None) -> None:
+        if precondition is not None:
+            precondition()
         self._maybe_fail("set_revision_active")
         fa = self.app(target)
         for r in fa.revisions:

@@ -46,9 +46,9 @@ def test_the_inline_wait_is_bounded_by_the_worker():
     waits: list = []
     real = h.apps.set_traffic
 
-    def spy(t, weights, wait_s=None):
+    def spy(t, weights, wait_s=None, precondition=None):
         waits.append(wait_s)
-        return real(t, weights, wait_s)
+        return real(t, weights, wait_s, precondition=precondition)
 
     h.apps.set_traffic = spy
     h.push(target, "v2", "b")

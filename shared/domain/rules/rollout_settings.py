@@ -10,8 +10,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from shared.domain.analysis import worst_case_s
 from shared.domain.credentials import credential_params, is_credential_header
 from shared.domain.model import CheckMode, DriftPolicy, RolloutSettings, SmokeCheck, Strategy
+from shared.domain.rules.analysis_settings import analysis_settings
 from shared.domain.rules.fields import BadValue, FieldReader, kind
 
 DEFAULT_CANARY_STEPS = (10, 50, 100)
@@ -23,7 +25,8 @@ HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 ROLLOUT_KEYS = ("strategy", "steps", "bake", "ready_timeout", "keep_previous",
-                "allow_single_mode_switch", "deadline", "drift", "warmup", "checks")
+                "allow_single_mode_switch", "deadline", "drift", "warmup", "checks",
+                "analysis")
 CHECK_KEYS = ("name", "method", "path", "expect_status", "body_contains", "json", "headers",
               "timeout", "max_latency_ms", "retries", "backoff", "consecutive_passes")
 
@@ -65,7 +68,9 @@ def rollout_fields(r: FieldReader, value: Any, field: str) -> dict[str, Any]:
             r.problem(f("checks"), f"must be auto, http or none, not {c!r}", data)
         else:
             out["checks"] = CheckMode(c)
-    if any(v is None for v in out.values()):
+    if "analysis" in data:
+        out["analysis"] = r.attempt(lambda: analysis_settings(r, data["analysis"], f("analysis")), BadValue)
+    if any(v is BadValue or (v is None and k != "analysis") for k, v in out.items()):
         raise BadValue()
     return out
 
@@ -97,11 +102,14 @@ def rollout_settings(r: FieldReader, fields: dict[str, Any], smoke: Any, verify:
         fields["verify"] = tuple(verify)
     settings = RolloutSettings(**fields)
     needed = settings.ready_timeout_s + settings.bake_s * max(0, len(settings.steps) - 1)
+    what = "ready_timeout + bake per step"
+    if settings.analysis is not None:
+        needed += worst_case_s(settings.analysis) * len(settings.steps)
+        what += " + analysis windows and ingestion delay per step"
     if settings.deadline_s < needed:
         raise r.bad(
             f"{field}.deadline",
-            f"{settings.deadline_s:g}s is shorter than ready_timeout + bake per step ({needed:g}s): "
-            "every rollout would miss it",
+            f"{settings.deadline_s:g}s is shorter than {what} ({needed:g}s): every rollout would miss it",
         )
     return settings
 

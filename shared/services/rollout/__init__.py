@@ -8,6 +8,7 @@ Read in this order (docs/architecture.md section 5 follows one message through t
     step.py             Step: what a handler decided (record what, then continue / wait / done / act)
     phases.py           Phases: one step (deadline, ownership, supersede) and each phase's handler
     checks.py           CheckRunner: smoke / verify attempts, retries, back-off
+    analysis.py         CanaryAnalysis: each traffic step judged on Azure Monitor's request metrics
     endings.py          Endings: succeed, fail, roll back, supersede, expire, Azure errors, give up
     records.py          Recorder: save (ETag + crash hook), schedule wake-ups, release the app, publish
     sweep.py            Sweeper: deadlines, lost messages, apps held by finished deployments

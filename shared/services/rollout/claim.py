@@ -11,7 +11,10 @@ ETag / If-Match on `containerApps`), so the guard is ours:
 - the claim is read right before each write (create revision, set traffic, (de)activate);
 - writes are sent once (the adapter disables the SDK's retries on them and bounds their time), so no
   retry of a write outlives the check; a retry is the step's own and checks again;
-- a step that finds the app taken stops at once, records FAILED "lost the app", and changes nothing.
+- a step that finds the app taken stops at once, records FAILED "lost the app", and changes nothing;
+- two invocations of one deployment (a message that reappeared while the first still ran) are fenced
+  by the record's ETag: a write is sent only while the record is as this invocation last saw it, so
+  a stale invocation (a canary step behind) cannot put an older traffic table back.
 
 The deployment a step writes for is set by the worker loop (`writing_as`) around each step; writes made
 outside a rollout step (the manual-rollback request reads only; tests driving the adapter) are not
@@ -22,12 +25,21 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 from shared.domain.model import Deployment, Target
-from shared.ports import AppInfo, ContainerAppsPort, DeploymentRepository, RevisionInfo
+from shared.ports import (
+    AppInfo, ConcurrencyError, ContainerAppsPort, DeploymentRepository, Precondition, RevisionInfo,
+)
 
-_writer: ContextVar[str] = ContextVar("acr_deploy_rollout_writer", default="")
+@dataclass
+class _Writer:
+    deployment_id: str
+    etag: str | None  # of the deployment record as this invocation last read or saved it
+
+
+_writer: ContextVar[_Writer | None] = ContextVar("acr_deploy_rollout_writer", default=None)
 
 
 class LostClaim(Exception):
@@ -41,11 +53,18 @@ class LostClaim(Exception):
 
 @contextmanager
 def writing_as(d: Deployment) -> Iterator[None]:
-    token = _writer.set(d.id)
+    token = _writer.set(_Writer(d.id, d.etag))
     try:
         yield
     finally:
         _writer.reset(token)
+
+
+def saw(d: Deployment) -> None:
+    """The loop saved `d`: its new ETag is the one this invocation's writes must still find."""
+    writer = _writer.get()
+    if writer is not None and writer.deployment_id == d.id:
+        writer.etag = d.etag
 
 
 class ClaimedApps:
@@ -62,12 +81,17 @@ class ClaimedApps:
 
     def _check(self, target: Target) -> None:
         writer = _writer.get()
-        if not writer:
+        if writer is None:
             return
         state = self.store.get_app_state(target)
         holder = state.active_deployment_id if state else ""
-        if holder != writer:
-            raise LostClaim(writer, holder)
+        if holder != writer.deployment_id:
+            raise LostClaim(writer.deployment_id, holder)
+        # Two invocations of one deployment (a message that reappeared while the first still ran):
+        # only the one whose record is current may write; the other drops its message.
+        current = self.store.get_deployment(writer.deployment_id, app=target.app)
+        if writer.etag and current is not None and current.etag != writer.etag:
+            raise ConcurrencyError(f"deployment {writer.deployment_id} moved on in another invocation")
 
     # ---- reads
     def get_app(self, target: Target) -> AppInfo:
@@ -76,19 +100,34 @@ class ClaimedApps:
     def get_revision(self, target: Target, revision: str) -> RevisionInfo | None:
         return self.apps.get_revision(target, revision)
 
-    # ---- writes
+    # ---- writes: the adapter calls the check right before it sends the request, after the reads a
+    # write needs (they may wait on a Retry-After); a check before those reads would leave a window.
     def create_revision(self, target: Target, image: str, suffix: str, pin_traffic: dict[str, int],
-                        switch_to_multiple: bool = False) -> str:
-        self._check(target)
-        return self.apps.create_revision(target, image, suffix, pin_traffic, switch_to_multiple)
+                        switch_to_multiple: bool = False, precondition: Precondition | None = None) -> str:
+        return self.apps.create_revision(target, image, suffix, pin_traffic, switch_to_multiple,
+                                         precondition=self._guard(target, precondition))
 
-    def set_traffic(self, target: Target, weights: dict[str, int], wait_s: float | None = None) -> bool:
-        self._check(target)
-        return self.apps.set_traffic(target, weights, wait_s)
+    def set_traffic(self, target: Target, weights: dict[str, int], wait_s: float | None = None,
+                    precondition: Precondition | None = None) -> bool:
+        return self.apps.set_traffic(target, weights, wait_s, precondition=self._guard(target, precondition))
 
-    def set_revision_active(self, target: Target, revision: str, active: bool) -> None:
-        self._check(target)
-        self.apps.set_revision_active(target, revision, active)
+    def set_revision_active(self, target: Target, revision: str, active: bool,
+                            precondition: Precondition | None = None) -> None:
+        self.apps.set_revision_active(target, revision, active, precondition=self._guard(target, precondition))
+
+    def _guard(self, target: Target, also: Precondition | None) -> Precondition:
+        writer = _writer.get()  # read now: the adapter may call the guard from its own frame
+
+        def check() -> None:
+            token = _writer.set(writer)
+            try:
+                self._check(target)
+            finally:
+                _writer.reset(token)
+            if also is not None:
+                also()
+
+        return check
 
     def __getattr__(self, name: str) -> Any:  # anything else the adapter offers (close, discovery)
         return getattr(self.apps, name)

@@ -12,7 +12,9 @@ from datetime import datetime
 from typing import Callable
 
 from shared.domain.model import Deployment, utcnow
-from shared.ports import ContainerAppsPort, DeploymentStore, OutcomePublisher, RolloutQueue, SmokeProbe
+from shared.ports import (
+    ContainerAppsPort, DeploymentStore, OutcomePublisher, RequestMetrics, RolloutQueue, SmokeProbe,
+)
 
 # Records a deployment that a start message carries but the store lacks (intake died after
 # enqueueing); returns the stored deployment, or None when it is now a duplicate. Intake's
@@ -34,3 +36,4 @@ class RolloutContext:
     monotonic: Callable[[], float] = time.monotonic
     on_saved: Callable[[Deployment], None] | None = None  # tests: a crash hook after every record
     recover: Recover | None = None  # None: a start message for an unknown deployment is dropped
+    metrics: RequestMetrics | None = None  # Azure Monitor, for rules with rollout.analysis

@@ -17,7 +17,7 @@ from shared.domain.model import AppState, Deployment, DeploymentEvent, Deploymen
 from shared.domain.progress import CheckKind, TrafficRequest
 from shared.domain.revision_state import Readiness
 from shared.ports import ConcurrencyError, PermanentAzureError, TransientAzureError
-from shared.services.rollout import starting
+from shared.services.rollout import analysis, starting
 from shared.services.rollout.access import AccessGate, health_verdict, verify_window_s
 from shared.services.rollout.checks import CheckRunner, url
 from shared.services.rollout.claim import LostClaim
@@ -41,6 +41,7 @@ class Phases:
         self.endings = endings
         self.checks = CheckRunner(ctx)
         self.access = AccessGate(ctx)
+        self.analysis = analysis.CanaryAnalysis(ctx, endings)
         self._handlers: dict[Phase, Callable[[Deployment], Step]] = {
             Phase.CREATING_REVISION: self._create,
             Phase.WAITING_READY: self._wait_ready,
@@ -286,7 +287,8 @@ class Phases:
             return self._traffic_pending(d, table, index, steps, now, requested, reissued)
         final = index == len(steps) - 1
         bake = verify_window_s(d, 0.0 if final else max(d.rollout.bake_s, 0.0))
-        d = d.with_progress(traffic_requested=None, verify_after=now + timedelta(seconds=bake), verify=None)
+        d = d.with_progress(traffic_requested=None, verify_after=now + timedelta(seconds=bake), verify=None,
+                            analysis=analysis.start(d.rollout, now))
         message = f"{_step_label(index, steps)}traffic now {traffic.describe(table)}"
         if bake:
             message += f"; baking {bake:g} s before verifying"
@@ -311,11 +313,13 @@ class Phases:
         return recorded(d, *events, next=Wait(SHIFT_CONFIRM_S))
 
     def _verify(self, d: Deployment) -> Step:
-        """VERIFYING: after the bake, the verify checks against the app's URL (which now splits
-        traffic); pass -> next step or done, fail -> roll back."""
+        """VERIFYING: after the bake, the canary analysis (rules with `rollout.analysis`), then the verify
+        checks against the app's URL (which now splits traffic); pass -> next step or done, fail -> roll back."""
         wait = remaining(d.progress.verify_after, self.ctx.clock())
         if wait is not None:
             return carried(d, Wait(wait))
+        if analysis.pending(d):  # the request metrics first; the verify checks once they pass
+            return self.analysis.step(d)
         if d.progress.no_checks:
             healthy, summary = health_verdict(self.ctx, d)
             return (self._verify_passed if healthy else self._verify_failed)(d, [], summary)

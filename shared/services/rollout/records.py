@@ -13,6 +13,7 @@ from shared.domain import rollout as plan
 from shared.domain.model import AppState, Deployment, DeploymentEvent, Phase
 from shared.ports import ConcurrencyError
 from shared.services.rollout.context import RolloutContext
+from shared.services.rollout import claim
 from shared.services.rollout.messages import DRIFT_RECHECK_S, advance_message, advance_message_of, drift_message
 
 log = logging.getLogger("acr_deploy.rollout")
@@ -26,6 +27,7 @@ class Recorder:
         """Conditional on `d.etag` (ConcurrencyError: another worker recorded it first), then the
         crash hook."""
         saved = self.ctx.store.save_deployment(d.evolve(updated_at=self.ctx.clock()), *events)
+        claim.saw(saved)  # this invocation's writes are fenced by the record it just saved
         if self.ctx.on_saved is not None:
             self.ctx.on_saved(saved)
         return saved

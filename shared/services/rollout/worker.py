@@ -18,9 +18,11 @@ from dataclasses import fields, replace
 from datetime import datetime
 from typing import Any, Callable, Mapping
 
-from shared.domain.model import Deployment, utcnow
+from shared import telemetry
+from shared.domain.model import Deployment, Phase, utcnow
 from shared.ports import (
-    ConcurrencyError, ContainerAppsPort, DeploymentStore, OutcomePublisher, RolloutQueue, SmokeProbe,
+    ConcurrencyError, ContainerAppsPort, DeploymentStore, OutcomePublisher, RequestMetrics, RolloutQueue,
+    SmokeProbe,
 )
 from shared.services.rollout.claim import ClaimedApps, writing_as
 from shared.services.rollout.context import Recover, RolloutContext
@@ -55,11 +57,12 @@ class RolloutWorker:
         monotonic: Callable[[], float] = time.monotonic,
         on_saved: Callable[[Deployment], None] | None = None,
         recover: Recover | None = None,
+        metrics: RequestMetrics | None = None,
     ) -> None:
         ctx = RolloutContext(
             store=store, queue=queue, apps=ClaimedApps.around(apps, store), probe=probe, publisher=publisher, clock=clock,
             budget_s=budget_s, tick_s=tick_s, sleep=sleep, monotonic=monotonic, on_saved=on_saved,
-            recover=recover,
+            recover=recover, metrics=metrics,
         )
         self.context = ctx
         self._recorder = Recorder(ctx)
@@ -81,7 +84,8 @@ class RolloutWorker:
             log.warning("rollout message without deployment_id dropped: %s", str(message)[:200])
             return
         try:
-            self._handle(parsed)
+            with telemetry.current().resume((message or {}).get(telemetry.TRACE_KEY)):  # the push's trace
+                self._handle(parsed)
         except ConcurrencyError as exc:
             # Another worker recorded this deployment since we read it: it owns the next step.
             log.info("rollout %s: lost a race (%s); dropping this message", parsed.deployment_id, exc)
@@ -130,8 +134,10 @@ class RolloutWorker:
     def _steps(self, d: Deployment) -> None:
         c = self.context
         started = c.monotonic()
+        t = telemetry.current()
         for _ in range(MAX_STEPS):
-            d, next_ = self._apply(self._phases.step(d))
+            with t.span(f"acr_deploy.rollout.{d.phase}", telemetry.deployment_attributes(d)):
+                d, next_ = self._apply(self._phases.step(d))
             if isinstance(next_, Done) or d.phase.terminal:
                 return
             elapsed = c.monotonic() - started
@@ -156,6 +162,8 @@ class RolloutWorker:
                 d = self._recorder.save(d, *step.events)
                 if d.phase.terminal:
                     self._recorder.release(d)
+                    live_s = (d.updated_at - d.created_at).total_seconds() if d.phase == Phase.SUCCEEDED else None
+                    telemetry.current().deployment_finished(str(d.phase), d.target.app, live_s)
             if not isinstance(step.next, Then):
                 return d, step.next
             step = self._phases.then(d, step.next)
