@@ -59,6 +59,7 @@ def _http(req: func.HttpRequest, operation: str) -> func.HttpResponse:
         params=dict(req.params),
         route_params=dict(req.route_params),
         body=req.get_body(),
+        headers=dict(req.headers),
     )
     body = response.body if isinstance(response.body, (str, bytes)) else json.dumps(response.body)
     return func.HttpResponse(
@@ -94,6 +95,13 @@ def get_app(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="apps/{app}/rollback", methods=["POST"])
 def rollback_app(req: func.HttpRequest) -> func.HttpResponse:
     return _http(req, "rollback_app")
+
+
+@app.function_name("control_deployment")
+@app.route(route="deployments/{id}/{action}", methods=["POST"])
+def control_deployment(req: func.HttpRequest) -> func.HttpResponse:
+    """approve | reject | pause | resume | promote | abort | override_freeze, with a reason."""
+    return _http(req, "control_deployment")
 
 
 @app.function_name("list_rejections")

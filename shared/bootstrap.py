@@ -16,6 +16,7 @@ from shared.settings import Settings
 if TYPE_CHECKING:  # the adapters and services are imported on first use, not at start-up
     from azure.core.credentials import TokenCredential
 
+    from shared.adapters.chat import ChatNotifier
     from shared.adapters.containerapps import ContainerAppsAdapter
     from shared.adapters.monitor import MonitorMetricsAdapter
     from shared.adapters.queues import StorageRolloutQueue
@@ -69,10 +70,24 @@ class Container:
         return HttpSmokeProbe(ca_bundle=self.settings.arm_ca_bundle)
 
     @cached_property
-    def publisher(self) -> OutcomePublisher:
+    def publisher(self) -> OutcomePublisher:  # the CloudEvents topic, the rules' chat webhooks, promotion
+        from shared.adapters.chat import FanOutPublisher
         from shared.adapters.publisher import build_publisher
+        from shared.domain.model import utcnow
+        from shared.services.promotion import Promoter
 
-        return build_publisher(self.settings)
+        # A success also promotes the digest where its rule says (`promote:`), through intake.
+        return FanOutPublisher(build_publisher(self.settings), self.chat,
+                               Promoter(lambda: self.intake, self.store, utcnow))
+
+    @cached_property
+    def chat(self) -> ChatNotifier:  # the rules' Teams / Slack webhooks
+        import os
+
+        from shared.adapters.chat import ChatNotifier
+
+        # Webhook URLs are app settings (Key Vault references in Azure), read when a message goes out.
+        return ChatNotifier(os.environ.get)
 
     @cached_property
     def request_metrics(self) -> MonitorMetricsAdapter:  # RequestMetrics (Azure Monitor): canary analysis
@@ -130,7 +145,7 @@ class Container:
             return rollout.request_rollback(target.app, revision, target.resource_group,
                                             requested_by=REPAIR_REQUESTER, why=reason)
 
-        return DriftReconciler(self.store, self.container_apps, repair)
+        return DriftReconciler(self.store, self.container_apps, repair, notify=self.chat)
 
     @cached_property
     def retention(self) -> RetentionPurger:

@@ -122,9 +122,10 @@ def handle_http(
     params: dict[str, str],
     route_params: dict[str, str],
     body: bytes = b"",
+    headers: dict[str, str] | None = None,
 ) -> HttpResult:
     from shared.bootstrap import get_container
 
     return get_container().api.handle(
-        operation, method=method, params=params, route_params=route_params, body=body
+        operation, method=method, params=params, route_params=route_params, body=body, headers=headers
     )

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from shared.domain.approvals import ControlAction
 from shared.domain.events import parse_time
 from shared.domain.model import (
     AppState, Deployment, IgnoredEvent, Phase, deployment_to_dict, event_to_dict, utcnow,
@@ -47,6 +48,7 @@ LATEST = datetime(9999, 1, 1, tzinfo=timezone.utc)
 MAX_BODY = 16_384
 STATUSES = tuple(p.value for p in Phase) + ("active",)
 ROLLBACK_FIELDS = ("to_revision", "resource_group", "requested_by")
+CONTROL_FIELDS = ("reason", "by", "app")
 
 # The one place errors become statuses; the first matching type wins. Messages of these types
 # are safe to show (shared/errors.py); anything else is a 500 with the details in the log.
@@ -126,6 +128,7 @@ def status_of(exc: Exception) -> int | None:
 
 
 Handler = Callable[[dict[str, str], dict[str, str], bytes], HttpResult]
+CallerHandler = Callable[[dict[str, str], dict[str, str], bytes, str], HttpResult]
 
 
 class HistoryApi:
@@ -142,16 +145,23 @@ class HistoryApi:
             "list_rejections": ("GET", self._list_rejections),
             "history_page": ("GET", self._history_page), "openapi": ("GET", self._openapi),
         }
+        # Operations that record who asked: they also get the signed-in caller's name, if any.
+        self.caller_routes: dict[str, tuple[str, CallerHandler]] = {
+            "control_deployment": ("POST", self._control_deployment),
+        }
 
     def handle(self, operation: str, *, method: str = "GET", params: dict[str, str] | None = None,
-               route_params: dict[str, str] | None = None, body: bytes = b"") -> HttpResult:
-        if operation not in self.routes:
+               route_params: dict[str, str] | None = None, body: bytes = b"",
+               headers: dict[str, str] | None = None) -> HttpResult:
+        if operation not in self.routes and operation not in self.caller_routes:
             return _error(404, f"unknown operation {operation[:50]!r}")
-        expected, handler = self.routes[operation]
+        expected, handler = self.routes.get(operation) or self.caller_routes[operation]
         if (method or "GET").upper() != expected:
             return _error(405, f"{operation} accepts {expected} only", {"Allow": expected})
         params = {k: v for k, v in (params or {}).items() if k != "code"}  # `code` is the function key
         try:
+            if operation in self.caller_routes:
+                return self.caller_routes[operation][1](params, route_params or {}, body, signed_in(headers))
             return handler(params, route_params or {}, body)
         except Exception as exc:  # noqa: BLE001 - known errors get their status; never leak internals
             status = status_of(exc)
@@ -208,6 +218,31 @@ class HistoryApi:
         deployment = self.history.request_rollback(app, to_revision=to_revision, resource_group=resource_group,
                                                    requested_by=requested_by)
         return HttpResult(202, deployment_to_dict(deployment))
+
+    def _control_deployment(self, params: dict[str, str], route: dict[str, str], body: bytes,
+                            principal: str) -> HttpResult:
+        """POST /deployments/{id}/{action}: {"reason": ..., "by": ..., "app": ...}; 202 when recorded."""
+        _only(params)
+        deployment_id = route.get("id", "")
+        if not ID_RE.fullmatch(deployment_id):
+            raise InvalidRequestError("id must be a deployment id such as 20240501120000-0123456789")
+        try:
+            action = ControlAction(route.get("action", ""))
+        except ValueError as exc:
+            raise InvalidRequestError(f"action must be one of {', '.join(a.value for a in ControlAction)}") from exc
+        request = _json_body(body, CONTROL_FIELDS)
+        reason = request.get("reason")
+        if not isinstance(reason, str) or not 0 < len(reason.strip()) <= 500:
+            raise InvalidRequestError("reason must be a string of 1 to 500 characters (it is recorded)")
+        declared = request.get("by", "api")
+        if not isinstance(declared, str) or not 0 < len(declared) <= 128:
+            raise InvalidRequestError("by must be a string of at most 128 characters")
+        app = _opt_str(request, "app", APP_RE, "an app name")
+        # Signed in (App Service authentication): Azure's word for who it is. Otherwise the caller holds
+        # a function key, whose name the Python worker is not told: record the name it gives itself.
+        by = principal or f"{declared} (function key)"
+        d = self.history.request_control(deployment_id, action, by, reason, app=app.lower() if app else None)
+        return HttpResult(202, deployment_to_dict(d))
 
     def _app(self, state: AppState) -> dict[str, Any]:
         data = app_to_dict(state)
@@ -320,7 +355,16 @@ def _continuation(value: str | None) -> str | None:
     return value
 
 
-def _json_body(body: bytes) -> dict[str, Any]:
+def signed_in(headers: dict[str, str] | None) -> str:
+    """The signed-in caller's name from App Service authentication, or "". Azure sets this header and
+    external requests cannot (learn.microsoft.com app-service configure-authentication-user-identities)."""
+    for name, value in (headers or {}).items():
+        if name.lower() == "x-ms-client-principal-name" and value.strip():
+            return value.strip()[:200]
+    return ""
+
+
+def _json_body(body: bytes, allowed: tuple[str, ...] = ROLLBACK_FIELDS) -> dict[str, Any]:
     if not body or not body.strip():
         return {}
     if len(body) > MAX_BODY:
@@ -333,9 +377,9 @@ def _json_body(body: bytes) -> dict[str, Any]:
         raise InvalidRequestError("request body must be JSON") from exc
     if not isinstance(data, dict):
         raise InvalidRequestError("request body must be a JSON object")
-    unknown = sorted(set(data) - set(ROLLBACK_FIELDS))
+    unknown = sorted(set(data) - set(allowed))
     if unknown:
-        raise InvalidRequestError(f"unknown field {unknown[0][:40]!r}; allowed: {', '.join(ROLLBACK_FIELDS)}")
+        raise InvalidRequestError(f"unknown field {unknown[0][:40]!r}; allowed: {', '.join(allowed)}")
     return data
 
 

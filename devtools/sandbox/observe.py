@@ -61,6 +61,17 @@ class SandboxClient:
     def deployments(self, limit: int = 100, **params: Any) -> list[dict[str, Any]]:
         return _items(self.get("/deployments", limit=limit, **params))
 
+    def control(self, deployment_id: str, action: str, reason: str, by: str = "sandbox",
+                app: str | None = None) -> tuple[int, dict[str, Any]]:
+        """POST /deployments/{id}/{action} (approve, reject, pause, ...): (status, body)."""
+        body = {"reason": reason, "by": by, **({"app": app} if app else {})}
+        response = self._api.post(f"/deployments/{deployment_id}/{action}", json=body)
+        return response.status_code, response.json()
+
+    def chat_messages(self) -> list[dict[str, Any]]:
+        """What the local Teams / Slack stand-in received: [{"hook": ..., "body": ...}]."""
+        return httpx.get(f"{self.endpoints['chat_url']}/messages", timeout=5).json()
+
     def deployment(self, deployment_id: str) -> dict[str, Any]:
         payload = self.get(f"/deployments/{deployment_id}")
         return payload.get("deployment", payload) if isinstance(payload, dict) else payload

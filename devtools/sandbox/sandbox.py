@@ -51,7 +51,7 @@ REGISTRY_RESOURCE_ID = (
     f"/providers/Microsoft.ContainerRegistry/registries/{REGISTRY_NAME}"
 )
 # Stop order: the producers of work first, storage last.
-STOP_ORDER = ["registry", "bridge", "host", "emulator", "azurite"]
+STOP_ORDER = ["registry", "bridge", "host", "chat", "emulator", "azurite"]
 # Images whose repository starts with broken- answer 500 everywhere (smoke checks fail).
 STANDING_BEHAVIORS = [{"image": "*/broken-*", **VARIANTS["broken"]}]
 
@@ -201,9 +201,20 @@ class Sandbox:
             self.echo("no registry (docker-registry not installed or turned off): "
                       "`push` will send ImagePushed events directly")
 
-        # 4. The function app under the dev host
+        # 4. A local stand-in for the Teams and Slack webhooks the rules notify
+        chat_port = free_port(HOST)
+        chat_url = f"http://{HOST}:{chat_port}"
+        # --ready-file names the sandbox directory on the command line: `down` and `status` only
+        # touch processes whose command line does (a stale pid file never kills a stranger).
+        self.procs.spawn("chat", [sys.executable, "-m", "devtools.chat_receiver", "--port", str(chat_port),
+                                  "--ready-file", str(self.dir / "chat.url")], env=self._env(), cwd=ROOT)
+        self._wait_http("chat", f"{chat_url}/healthz")
+
+        # 5. The function app under the dev host
         self.echo("starting the function app (dev host) ...")
         settings = self._function_settings(registry, arm_url, arm_ca, azurite.connection_string, rules, host_port)
+        settings["Values"].update(SANDBOX_TEAMS_URL=f"{chat_url}/hooks/teams-releases",
+                                  SANDBOX_SLACK_URL=f"{chat_url}/hooks/slack-releases")
         settings_path = self.dir / "local.settings.json"
         settings_path.write_text(json.dumps(settings, indent=2))
         os.chmod(settings_path, 0o600)
@@ -221,6 +232,7 @@ class Sandbox:
             "registry_mode": "registry" if registry_bin else "direct",
             "registry_resource_id": REGISTRY_RESOURCE_ID,
             "bridge_url": bridge_url,
+            "chat_url": chat_url,
             "schema": self.schema,
             "arm_url": arm_url,
             "arm_ca": arm_ca,

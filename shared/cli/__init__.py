@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "shared.cli.history",  # history, show, apps, rejections
     "shared.cli.rules",  # rules check, rules explain
     "shared.cli.rollback",  # rollback
+    "shared.cli.control",  # approve, reject, pause, resume, promote, abort, override-freeze
     "shared.cli.send_event",  # send-event
 )
 

@@ -34,7 +34,7 @@ DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 CHECK_COLUMNS = ("name", "source", "repository", "policy", "targets", "environment")
 PROBLEM_COLUMNS = ("file", "line", "rule", "field", "message")
 EXPLAIN_COLUMNS = ("rule", "source", "matched", "stage", "reason", "app", "resource_group", "subscription",
-                   "container", "image")
+                   "container", "image", "at")
 LIST_SEP = ";"
 
 
@@ -59,6 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     explain.add_argument("--file", help="rules file (default: ACR_DEPLOY_RULES_FILE)")
     explain.add_argument("--registry", help="login server (default: the first trusted registry)")
     explain.add_argument("--digest", help="image digest (default: a placeholder)")
+    explain.add_argument("--at", metavar="TIME",
+                         help="when the push would arrive, ISO 8601 (e.g. 2026-12-24T18:00+01:00; "
+                              "no offset = UTC): freeze windows are checked then (default: now)")
     explain.add_argument("--discover", action="store_true",
                          help="also discover rules from acr-deploy.* resource tags (calls ARM)")
     add_output_flags(explain, json_help="machine-readable output",
@@ -201,6 +204,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if not DIGEST.match(digest):
         print(f"acr-deploy: {digest!r} is not a digest (sha256: and 64 hex digits)", file=sys.stderr)
         return 2
+    try:
+        at = parse_at(args.at) if args.at else datetime.now(timezone.utc)
+    except ValueError as exc:
+        print(f"acr-deploy: {exc}", file=sys.stderr)
+        return 2
     directory = None
     if args.discover:
         from shared.bootstrap import Container
@@ -214,10 +222,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
     trusted = login_servers([*settings.registries, *book.trusted_registries()])
     registry = (args.registry or registry or (trusted[0] if trusted else "registry.example")).lower()
     push = ImagePush(
-        event_id="explain", event_source="", event_time=datetime.now(timezone.utc),
+        event_id="explain", event_source="", event_time=at,
         registry=registry, repository=repository, tag=tag, digest=digest, actor="acr-deploy explain",
     )
-    explanation = book.explain(push)
+    explanation = book.explain(push, at)
     registry_note = (
         "" if registry in trusted
         else f"registry {registry} is not trusted (ACR_DEPLOY_REGISTRIES or registries:): intake would reject this push"
@@ -237,12 +245,35 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_at(text: str) -> datetime:
+    try:
+        at = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError(f"--at {text!r}: expected an ISO 8601 time, e.g. 2026-12-24T18:00+01:00") from exc
+    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+
+
+def gate_words(release: dict[str, Any]) -> str:
+    """One planned deployment's release gate, in words (the table's and the CSV's `at` cell)."""
+    if release["frozen"]:
+        verb = "skipped" if release["action"] == "skip" else f"waits until {release['until']}"
+        words = f"{verb}: frozen by {', '.join(release['windows'])}"
+    else:
+        words = "deploys"
+    if release["approval_required"]:
+        who = ", ".join(release["approvers"]) or "anyone allowed"
+        words += f"; needs approval ({who})"
+    return words
+
+
 def explain_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
     """An explanation's dict -> --csv rows: one per (rule, target) the rule would deploy to, and one
     with empty target cells for a rule that deploys nothing. `image` is filled only where a
     deployment would be made, from the planned deployment itself."""
     images = {(p["rule"], p["subscription_id"], p["resource_group"], p["app"], p["container"]): p["image"]
               for p in data["deployments"]}
+    gates = {(p["rule"], p["subscription_id"], p["resource_group"], p["app"], p["container"]): gate_words(p["release"])
+             for p in data["deployments"]}
     rows = []
     for d in data["decisions"]:
         base = {k: d[k] for k in ("rule", "source", "matched", "stage", "reason")}
@@ -252,7 +283,9 @@ def explain_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
                 row.update(app=t["app"], resource_group=t["resource_group"], subscription=t["subscription_id"],
                            container=t["container"],
                            image=images.get((d["rule"], t["subscription_id"], t["resource_group"], t["app"],
-                                             t["container"])))
+                                             t["container"])),
+                           at=gates.get((d["rule"], t["subscription_id"], t["resource_group"], t["app"],
+                                         t["container"])))
             rows.append(row)
     return rows
 
@@ -281,11 +314,11 @@ def _print_explanation(data: dict[str, Any], registry_note: str, placeholder: bo
         console.print(f"Nothing would be deployed: {data['summary']}", markup=False)
         return
     table = Table(title="Would deploy")
-    for column in ("App", "Resource group", "Container", "Rule", "Env", "Rollout", "Image"):
+    for column in ("App", "Resource group", "Container", "Rule", "Env", "Rollout", "Image", f"At {data['at']}"):
         table.add_column(column)
     for p in data["deployments"]:
         rollout = p["rollout"]
         strategy = rollout["strategy"] + ("" if rollout["strategy"] == "all-at-once" else f" {list(rollout['steps'])}")
         _row(table, p["app"], p["resource_group"], p["container"] or "", p["rule"],
-                      p["environment"], strategy, p["image"])
+                      p["environment"], strategy, p["image"], gate_words(p["release"]))
     console.print(table)

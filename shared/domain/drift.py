@@ -9,6 +9,11 @@
   IaC deployment that puts its own image back with `latestRevision: true`, the live revision
   deactivated or deleted.
 
+`strays` picks, for an IN_SYNC app, the revisions a deployment that did not go live left active: a
+revision created by a push that was superseded, failed or rolled back, whose deactivation came before
+Azure had finished creating it (it then appeared, active at 0 %, after its deployment had ended). It
+never picks the live revision, one with traffic or a label, or one no ended deployment of ours owns.
+
 `remedy` then decides, for a DRIFTED app, by the live deployment's rule (`rollout.drift`):
 - REPAIR: the rule says repair and the recorded revision exists, is active and healthy: put
   {live revision: 100} back (as a recorded deployment, through the rollout);
@@ -91,3 +96,10 @@ def remedy(finding: DriftFinding, policy: DriftPolicy, info: AppInfo) -> tuple[R
         return Remedy.RECORD, (f"cannot repair: revision {finding.expected_revision} is not healthy "
                                f"(running {revision.running_state}, health {revision.health_state})")
     return Remedy.REPAIR, f"repairing: {finding.expected_revision} back to 100 %"
+
+
+def strays(info: AppInfo, live_revision: str, ended_without_going_live: set[str]) -> list[str]:
+    """Active revisions at 0 %, without a label, that a deployment which did not go live created."""
+    return sorted(r.name for r in info.revisions
+                  if r.active and r.name != live_revision and r.name in ended_without_going_live
+                  and not info.traffic.get(r.name) and not r.labels)

@@ -14,6 +14,7 @@ from enum import Enum
 from typing import Any
 
 from shared.domain.analysis import AnalysisSettings
+from shared.domain.controls import ReleaseControls
 from shared.domain.credentials import redact_headers, redact_path
 from shared.domain.progress import RolloutProgress
 from shared.domain.progress_codec import progress_from_dict, progress_to_dict
@@ -28,6 +29,9 @@ class Phase(str, Enum):
     CREATING_REVISION = "creating_revision"
     WAITING_READY = "waiting_ready"
     SMOKE_TESTING = "smoke_testing"
+    AWAITING_APPROVAL = "awaiting_approval"  # smoke-checked at 0 %; a person approves or rejects
+    FROZEN = "frozen"  # a freeze window holds it; goes on when the window ends
+    PAUSED = "paused"  # a person paused it; weights held until resumed or the deadline
     SHIFTING = "shifting"
     VERIFYING = "verifying"
     SUCCEEDED = "succeeded"
@@ -153,6 +157,7 @@ class RolloutSettings:
     deadline_s: float = 1800.0  # a rollout not finished by then is failed by the sweeper
     drift: DriftPolicy = DriftPolicy.RECORD  # once live: what the drift reconciler does
     analysis: AnalysisSettings | None = None  # judge each traffic step by Azure Monitor's request metrics
+    controls: ReleaseControls = field(default_factory=ReleaseControls)  # approval, freezes, promotion, chat
     # Smoke checks wait this long for a revision's first answer (a scale-from-zero start takes
     # 20-30 s); failures that look like a cold start within it are recorded as warming up.
     warmup_s: float = 45.0
@@ -161,10 +166,11 @@ class RolloutSettings:
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
 
-        data = asdict(self)
+        data = asdict(replace(self, controls=ReleaseControls()))
         data["strategy"] = self.strategy.value
         data["drift"] = self.drift.value
         data["analysis"] = self.analysis.to_dict() if self.analysis else None
+        data["controls"] = self.controls.to_dict()
         data["checks"] = self.checks.value
         # Every record carries this: a credential that got past the rules loader is masked here.
         for key in ("smoke", "verify"):
@@ -182,6 +188,7 @@ class RolloutSettings:
         data["steps"] = tuple(data.get("steps", (100,)))
         data["drift"] = DriftPolicy(data.get("drift") or DriftPolicy.RECORD.value)
         data["analysis"] = AnalysisSettings.from_dict(data.get("analysis"))
+        data["controls"] = ReleaseControls.from_dict(data.get("controls"))
         data["checks"] = CheckMode(data.get("checks") or CheckMode.AUTO.value)
         for key in ("smoke", "verify"):
             if key in data:

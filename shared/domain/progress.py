@@ -15,6 +15,7 @@ from enum import Enum
 from typing import Mapping
 
 from shared.domain.analysis import AnalysisRun
+from shared.domain.approvals import ControlProgress
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,7 @@ class RolloutProgress:
     wake_at: datetime | None = None  # when that wake-up is due (the sweeper re-sends lost ones)
     ending: Ending | None = None
     analysis: AnalysisRun | None = None  # the current traffic step's canary analysis (rollout.analysis)
+    controls: ControlProgress = ControlProgress()  # approval, pause, freeze, promotion (shared.domain.approvals)
     no_checks: bool = False  # `checks: none` (rule or resource tag): the revision's health state decides
     pull_retries: int = 0  # new revisions made because the image could not be pulled yet
     create_after: datetime | None = None  # CREATING_REVISION: the pull retry's back-off ends then

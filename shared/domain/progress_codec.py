@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Mapping
 
 from shared.domain.analysis import AnalysisRun
+from shared.domain.approvals import ControlProgress
 from shared.domain.progress import (
     CheckKind, CheckProgress, CheckRun, Ending, EndingKind, RolloutProgress, TrafficRequest,
 )
@@ -25,7 +26,7 @@ ALLOW_DOWNGRADE = "allow_downgrade"  # intake's flag, stored beside the progress
 _KEYS = frozenset({
     VERSION_KEY, ALLOW_DOWNGRADE, "waiting_for", "app_fqdn", "suffix", "switch_mode", "ready_by", "polls",
     "activated", "fqdn", "smoke", "smoke_retry_at", "verify", "verify_retry_at", "verify_after",
-    "traffic_requested", "wake", "wake_at", "ending", "analysis", "no_checks", "pull_retries", "create_after",
+    "traffic_requested", "wake", "wake_at", "ending", "analysis", "controls", "no_checks", "pull_retries", "create_after",
     "unknown_state", "smoke_warm_until", "smoke_warmed", "smoke_warming", "verify_warm_until", "verify_warmed",
     "verify_warming",
 })
@@ -76,6 +77,8 @@ def progress_to_dict(p: RolloutProgress, allow_downgrade: bool = False,
         doc["ending"] = _ending_to_dict(p.ending)
     if p.analysis is not None:
         doc["analysis"] = p.analysis.to_dict()
+    if p.controls != ControlProgress():
+        doc["controls"] = p.controls.to_dict()
     return doc
 
 
@@ -101,6 +104,7 @@ def progress_from_dict(doc: Mapping[str, Any] | None) -> tuple[RolloutProgress, 
         wake_at=_date(doc.get("wake_at")),
         ending=_ending_from(doc.get("ending")),
         analysis=AnalysisRun.from_dict(doc.get("analysis")) if isinstance(doc.get("analysis"), Mapping) else None,
+        controls=ControlProgress.read(doc.get("controls")),
         no_checks=bool(doc.get("no_checks")),
         pull_retries=_int(doc.get("pull_retries")),
         create_after=_date(doc.get("create_after")),

@@ -45,7 +45,7 @@ MAX_REVISION_NAME = 54
 _SUFFIX_HASH_LEN = 8
 
 PRE_SHIFT = frozenset(
-    {Phase.QUEUED, Phase.CREATING_REVISION, Phase.WAITING_READY, Phase.SMOKE_TESTING}
+    {Phase.QUEUED, Phase.CREATING_REVISION, Phase.WAITING_READY, Phase.SMOKE_TESTING, Phase.AWAITING_APPROVAL}
 )
 SHIFTED = frozenset({Phase.SHIFTING, Phase.VERIFYING})
 
@@ -65,6 +65,38 @@ ALLOWED: dict[Phase, frozenset[Phase]] = {
         {Phase.SHIFTING, Phase.SUCCEEDED, Phase.ROLLED_BACK, Phase.FAILED}
     ),
 }
+
+# Release controls (shared.services.rollout.controls): a person's or a calendar's holds. PAUSED and
+# FROZEN return to the phase they interrupted (`progress.controls.resume_phase`).
+HELD = frozenset({Phase.PAUSED, Phase.FROZEN})
+_RESUMABLE = frozenset({Phase.CREATING_REVISION, Phase.WAITING_READY, Phase.SMOKE_TESTING, Phase.SHIFTING,
+                        Phase.VERIFYING})
+_ENDS = frozenset({Phase.FAILED, Phase.ROLLED_BACK, Phase.SUPERSEDED})
+for _phase, _next in {
+    Phase.QUEUED: {Phase.SKIPPED},  # a promotion whose source stopped serving during the soak
+    Phase.CREATING_REVISION: {Phase.FROZEN, Phase.SKIPPED},
+    Phase.WAITING_READY: {Phase.PAUSED},
+    Phase.SMOKE_TESTING: {Phase.PAUSED},
+    Phase.SHIFTING: {Phase.AWAITING_APPROVAL, Phase.FROZEN, Phase.PAUSED},
+    Phase.VERIFYING: {Phase.PAUSED},
+    Phase.AWAITING_APPROVAL: {Phase.SHIFTING, Phase.FROZEN, *_ENDS},
+    Phase.FROZEN: {*_RESUMABLE, Phase.SKIPPED, Phase.PAUSED, *_ENDS},
+    Phase.PAUSED: {*_RESUMABLE, *_ENDS},
+}.items():
+    ALLOWED[_phase] = ALLOWED.get(_phase, frozenset()) | frozenset(_next)
+
+
+def effective_phase(d: Deployment) -> Phase:
+    """The phase a held (paused, frozen) deployment was in; any other deployment's own phase."""
+    if d.phase in HELD and d.progress.controls.resume_phase:
+        return Phase(d.progress.controls.resume_phase)
+    return d.phase
+
+
+def has_shifted(d: Deployment) -> bool:
+    """Whether traffic may have moved to the new revision: an ending must then roll back."""
+    return effective_phase(d) in SHIFTED
+
 
 OUTCOME_EVENTS = {
     Phase.SUCCEEDED: "AcrDeploy.Deployment.Succeeded",
@@ -218,7 +250,7 @@ def rank_of(d: Deployment) -> Rank:
 def superseded_by(d: Deployment, state: AppState | None) -> str:
     """While `d` holds the app before its traffic shift: the id of a newer deployment waiting for
     the app ("" = carry on). Once traffic moves, the rollout finishes first."""
-    if d.phase not in PRE_SHIFT or state is None:
+    if effective_phase(d) not in PRE_SHIFT or state is None:
         return ""
     me = rank_of(d)
     for other in (Rank(state.pending_version_key, state.pending_deployment_id),

@@ -1,6 +1,8 @@
 """The drift reconciler: is what the history calls live what each app serves? (timer, and after endings)
 
-For every app the history knows (`list_apps`), read the app from Azure and `inspect` it
+For every app the history knows (`list_apps`), read the app from Azure and `inspect` it; an app in
+sync also loses the revisions ended deployments left active (`strays`: a create that Azure finished
+after its deployment was superseded), each with a line in that deployment's story
 (`shared.domain.drift`). A new drift is recorded once: on the app's state row (`drift`, `drift_detail`,
 `drift_since`: what `GET /api/apps`, `acr-deploy apps` and the page show) and as a line in the live
 deployment's story. When the live deployment's rule says `rollout.drift: repair` and the recorded
@@ -18,16 +20,18 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Callable, Protocol
 
-from shared.domain.drift import DriftFinding, DriftStatus, Remedy, inspect, remedy
-from shared.domain.model import AppState, Deployment, DeploymentEvent, DriftPolicy, Target, utcnow
+from shared.domain.drift import DriftFinding, DriftStatus, Remedy, inspect, remedy, strays
+from shared.domain.model import AppState, Deployment, DeploymentEvent, DriftPolicy, Phase, Target, utcnow
 from shared.ports import (
-    ConcurrencyError, ContainerAppsPort, DeploymentRepository, HistoryReader, PermanentAzureError,
-    TransientAzureError,
+    AppInfo, ConcurrencyError, ContainerAppsPort, DeploymentQuery, DeploymentRepository, HistoryReader,
+    OutcomePublisher,
+    PermanentAzureError, TransientAzureError,
 )
 
 log = logging.getLogger("acr_deploy.drift")
 
 MAX_APPS_PER_PASS = 500
+NOT_LIVE = frozenset({Phase.SUPERSEDED, Phase.FAILED, Phase.ROLLED_BACK})
 REPAIR_REQUESTER = "acr-deploy drift repair"
 
 
@@ -50,16 +54,21 @@ class DriftReport:
     drifted: int = 0
     recorded: int = 0
     repairs: int = 0
+    cleaned: int = 0  # stray revisions deactivated
     errors: int = 0
+
+
+DRIFT_EVENT = "AcrDeploy.App.Drifted"
 
 
 class DriftReconciler:
     def __init__(self, store: DriftStore, apps: ContainerAppsPort, repair: RepairRequester,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, notify: OutcomePublisher | None = None) -> None:
         self.store = store
         self.apps = apps
         self.repair = repair
         self.clock = clock
+        self.notify = notify  # the rules' chat webhooks (a new drift is something a person acts on)
 
     def reconcile(self) -> DriftReport:
         report = DriftReport()
@@ -90,6 +99,7 @@ class DriftReconciler:
             report.in_sync += 1
             if state.drift:
                 self._resolved(state)
+            report.cleaned += self._clean_strays(target, info, state.live_revision)
         else:
             report.drifted += 1
             if state.drift != finding.signature:
@@ -103,6 +113,22 @@ class DriftReconciler:
                     report.repairs += 1
         return finding
 
+    def _clean_strays(self, target: Target, info: AppInfo, live_revision: str) -> int:
+        """Deactivate what ended deployments left active (see `strays`); one history line each."""
+        candidates = {r.name for r in info.revisions if r.active and r.name != live_revision}
+        if not candidates:
+            return 0
+        owners = {d.revision: d for d in self.store.list_deployments(DeploymentQuery(app=target.app, limit=100)).items
+                  if d.revision in candidates and d.target.key == target.key and d.phase in NOT_LIVE}
+        cleaned = 0
+        for name in strays(info, live_revision, set(owners)):
+            self.apps.set_revision_active(target, name, False)
+            owner = owners[name]
+            self._tell(owner, self.clock(), f"clean-up: {name} was still active at 0 % after this deployment "
+                                            "ended; deactivated", {"deactivated": name})
+            cleaned += 1
+        return cleaned
+
     # ------------------------------------------------------------------ records
     def _record(self, state: AppState, live: Deployment | None, finding: DriftFinding, why: str) -> None:
         now = self.clock()
@@ -111,6 +137,8 @@ class DriftReconciler:
         log.warning("drift on %s: %s; %s", state.target.app, finding.detail, why)
         self._tell(live, now, f"drift: {finding.detail}; {why}",
                    {"drift": "seen", "serving": finding.serving, "expected": finding.expected_revision})
+        if live is not None and self.notify is not None:  # best effort by contract: never raises
+            self.notify.publish(DRIFT_EVENT, live.evolve(reason=f"drift: {finding.detail}; {why}"[:500]))
 
     def _resolved(self, state: AppState) -> None:
         now = self.clock()

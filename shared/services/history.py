@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, Protocol, Union
 
+from shared.domain.approvals import ControlAction
 from shared.domain.model import AppState, Deployment, DeploymentEvent, DeploymentKind, utcnow
 from shared.errors import InvalidRequestError, NotFoundError, UnavailableError
 from shared.ports import DeploymentQuery, HistoryReader, Page
@@ -29,6 +30,9 @@ class RollbackRequester(Protocol):
 
     def request_rollback(self, app: str, to_revision: str | None = None, resource_group: str | None = None,
                          requested_by: str = "") -> Deployment: ...
+
+    def request_control(self, deployment_id: str, action: ControlAction, by: str, reason: str,
+                        app: str | None = None) -> Deployment: ...
 
 
 # The rollout worker may be handed over lazily (a zero-argument provider) so that reading the
@@ -151,6 +155,14 @@ class HistoryService:
             raise UnavailableError("rollback is not available in this build")
         return rollout.request_rollback(app.lower(), to_revision=to_revision, resource_group=resource_group,
                                         requested_by=requested_by)
+
+    def request_control(self, deployment_id: str, action: ControlAction, by: str, reason: str,
+                        app: str | None = None) -> Deployment:
+        """Approve, reject, pause, resume, promote, abort, override a freeze (the worker carries it out)."""
+        rollout = self._rollback_requester()
+        if rollout is None:
+            raise UnavailableError("release controls are not available in this build")
+        return rollout.request_control(deployment_id, action, by, reason, app=app)
 
     def _rollback_requester(self) -> RollbackRequester | None:
         if callable(self._rollout) and not hasattr(self._rollout, "request_rollback"):

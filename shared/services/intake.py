@@ -21,6 +21,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
 
 from shared import telemetry
+from shared.domain.approvals import ControlProgress
+from shared.domain.controls import PROMOTION_SOURCE, Promotion
 from shared.domain.events import IMAGE_PUSHED, NotDeployable, parse_event, parse_time
 from shared.domain.intake_policy import Candidate, IntakeVerdict, decide
 from shared.domain.model import (
@@ -139,13 +141,34 @@ class IntakeService:
         return self._trusted
 
     # ------------------------------------------------------------------ per target
-    def _admit(self, plan: PlannedDeployment) -> TargetOutcome:
+    def promote(self, source: Deployment, promotion: Promotion) -> list[TargetOutcome]:
+        """The digest `source` made live, planned again for `promotion.to` by that app's own rules
+        (approval and freezes included), queued to start after the soak time. The id derives from
+        the source deployment: announcing its success twice records one promotion."""
+        push = ImagePush(
+            event_id=f"promotion-{source.id}-{promotion.to}", event_source=f"{PROMOTION_SOURCE}{source.id}",
+            event_time=source.created_at, registry=source.registry, repository=source.repository,
+            tag=source.tag, digest=source.digest, actor=f"promotion of {source.id} ({source.target.app})",
+        )
+        plans = [p for p in self.rules.plan(push).deployments if p.target.app == promotion.to
+                 and (not promotion.resource_group or p.target.resource_group == promotion.resource_group)]
+        not_before = self.clock() + timedelta(seconds=promotion.after_s)
+        soak = ControlProgress(promoted_from=source.id, not_before=not_before)
+        return [self._admit(p, soak) for p in plans]
+
+    def _admit(self, plan: PlannedDeployment, promotion: ControlProgress | None = None) -> TargetOutcome:
         now = self.clock()
         deployment = Deployment.from_plan(plan, now)
+        how = f"pushed by {plan.push.actor or 'unknown'}"
+        if promotion is not None:
+            # The soak is a wait before the rollout begins: the rule's deadline counts from its end.
+            deployment = deployment.evolve(deadline=promotion.not_before + timedelta(
+                seconds=plan.rollout.deadline_s)).with_progress(controls=promotion)
+            how = f"promoted from {promotion.promoted_from}; starts after {promotion.not_before:%H:%M:%S} UTC"
         first = DeploymentEvent(
             deployment_id=deployment.id, at=now, phase=Phase.QUEUED,
             message=(f"queued {plan.push.repository}:{plan.push.tag} for {plan.target.app} "
-                     f"(rule {plan.rule}, {plan.source}); pushed by {plan.push.actor or 'unknown'}"),
+                     f"(rule {plan.rule}, {plan.source}); {how}"),
             data={"event_id": plan.push.event_id, "event_source": plan.push.event_source,
                   "schema": plan.push.schema, "media_type": plan.push.media_type},
         )

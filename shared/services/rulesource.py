@@ -23,10 +23,13 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from shared.domain.model import ImagePush, RolloutSettings
+from shared.domain.controls import PROMOTION_SOURCE
+from shared.domain.freeze import freeze_at
+from shared.domain.model import ImagePush, PlannedDeployment, RolloutSettings
 from shared.domain.rules import (
     PlanResult,
     Rule,
@@ -60,10 +63,13 @@ class Explanation:
     rules: list[dict[str, Any]]
     discovery: dict[str, Any]
     tag_problems: list[str] = field(default_factory=list)
+    at: datetime | None = None  # when the push would arrive (freeze windows); None = its event time
 
     def to_dict(self) -> dict[str, Any]:
         push = self.result.push
+        at = self.at or push.event_time
         return {
+            "at": at.isoformat(),
             "push": {"registry": push.registry, "repository": push.repository, "tag": push.tag,
                      "digest": push.digest, "image": push.image},
             "sources": self.sources,
@@ -86,11 +92,27 @@ class Explanation:
                     "version_key": p.version_key,
                     "allow_downgrade": p.allow_downgrade,
                     "rollout": p.rollout.to_dict(),
+                    "release": release_gate(p, at),
                 }
                 for p in self.result.deployments
             ],
             "summary": self.result.reason(),
         }
+
+
+def release_gate(p: PlannedDeployment, at: datetime) -> dict[str, Any]:
+    """Whether a planned deployment would go ahead at `at`: freeze windows and approval."""
+    controls = p.rollout.controls
+    frozen = freeze_at(controls.freezes, at, rule=p.rule, app=p.target.app, environment=p.environment)
+    return {
+        "frozen": frozen is not None,
+        "action": str(frozen.action) if frozen else "",
+        "until": frozen.until.isoformat() if frozen else None,
+        "windows": [w.name for w in frozen.windows] if frozen else [],
+        "reason": frozen.reason() if frozen else "no freeze window holds it",
+        "approval_required": controls.approval.required,
+        "approvers": list(controls.approval.approvers),
+    }
 
 
 class RuleBook:
@@ -169,9 +191,12 @@ class RuleBook:
 
     # ---- what intake calls
     def plan(self, push: ImagePush) -> PlanResult:
-        result = plan(push, [*self.rules, *self.tag_rules()])
+        # Rules with `promotion_only` take digests promoted to them (shared.services.promotion), never pushes.
+        promoted = push.event_source.startswith(PROMOTION_SOURCE)
+        rules = [r for r in self.rules if promoted or not r.rollout.controls.promotion_only]
+        result = plan(push, [*rules, *self.tag_rules()])
         if self._recheck_needed(push, result) and self.refresh(max_age=0.0):
-            result = plan(push, [*self.rules, *self.tag_rules()])
+            result = plan(push, [*rules, *self.tag_rules()])
         if self._directory is not None and self._last_error:
             # Say so in the decisions: an ignore record then explains why a tag rule did not fire.
             when = "never loaded" if self._loaded_at is None else "using the last good list"
@@ -185,7 +210,7 @@ class RuleBook:
         """Registries named by the rules file (`LOGIN_SERVER` or `LOGIN_SERVER=RESOURCE_ID`)."""
         return list(self._registries)
 
-    def explain(self, push: ImagePush) -> Explanation:
+    def explain(self, push: ImagePush, at: datetime | None = None) -> Explanation:
         result = self.plan(push)
         tag_rules = self.tag_rules()
         sources = [self.source]
@@ -197,6 +222,7 @@ class RuleBook:
             rules=[r.describe() for r in (*self.rules, *tag_rules)],
             discovery=self.discovery_status(),
             tag_problems=tag_rule_problems(tag_rules),
+            at=at,
         )
 
     def discovery_status(self) -> dict[str, Any]:

@@ -223,7 +223,7 @@ def test_explain_csv_one_row_per_rule_and_target(workdir, capsys):
     assert code == 0 and err == ""
     header, rows = rows_of(out)
     assert header == ["rule", "source", "matched", "stage", "reason", "app", "resource_group", "subscription",
-                      "container", "image"]
+                      "container", "image", "at"]
     image = f"myreg.azurecr.io/orders-api@{digest}"
     planned = [(r["rule"], r["matched"], r["stage"], r["app"], r["resource_group"], r["subscription"],
                 r["container"], r["image"]) for r in rows]

@@ -159,7 +159,7 @@ def test_cloudevents_schema_through_the_whole_pipeline(e2e_tools, tmp_path):
         assert health["schema"] == "cloudevents" and health["stats"]["delivered"] >= 1
     finally:
         report = sb.down()
-    assert set(pids) == {"azurite", "emulator", "registry", "bridge", "host"}
+    assert set(pids) == {"azurite", "emulator", "registry", "bridge", "chat", "host"}
     assert not [name for name, pid in pids.items() if alive(pid)], report
     assert not list(sb.procs.pid_dir.glob("*.pid"))
 

@@ -234,6 +234,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG0
         f"seeds {len(REPORTS)}, pushes {sum(r.pushes for r in REPORTS)}, deliveries "
         f"{sum(r.deliveries for r in REPORTS)}, deployments {sum(r.deployments for r in REPORTS)}, "
         f"ARM faults {sum(r.faults for r in REPORTS)}, worker kills {sum(r.kills for r in REPORTS)}, "
+        f"rollouts the sweeper had to wake {sum(r.resent for r in REPORTS)}, "
         f"violations {sum(len(r.violations) for r in REPORTS)} in {len(bad)} seed(s), "
         f"{sum(r.seconds for r in REPORTS):.0f} s")
     for r in bad:

@@ -99,3 +99,25 @@ def test_every_ending_schedules_a_drift_check_that_the_queue_trigger_routes_to_t
     _move_traffic_by_hand(world, app, {f"{app}--seed": 100})  # a write that landed late
     entrypoints.handle_rollout_message(json.dumps(drift_message(d.target.key)))  # what the trigger does
     assert "serves" in world.store.get_app_state(d.target).drift_detail
+
+
+def test_a_revision_an_ended_deployment_left_active_is_deactivated_once_the_app_is_in_sync(world):
+    app = world.seed_app("strays")
+    world.push(app, "1.0.0")
+    world.run(app)
+    world.emulator.control.add_behavior(world.image(app, "1.0.1"), status=500)
+    world.push(app, "1.0.1")
+    world.run(app, count=2)
+    failed = world.deployment(app, "1.0.1")
+    assert failed.phase == Phase.FAILED and world.revision(app, failed.revision)["active"] is False
+    # As if Azure had finished creating it after its deployment ended (a create still in flight when
+    # the deployment was superseded): active at 0 %.
+    world.container.container_apps.set_revision_active(failed.target, failed.revision, True)
+    report = world.container.drift.reconcile()
+    assert report.cleaned == 1, report
+    assert world.revision(app, failed.revision)["active"] is False
+    assert any(e.message.startswith(f"clean-up: {failed.revision} was still active") for e in
+               world.store.list_events(failed.id))
+    live = world.deployment(app, "1.0.0")
+    assert world.revision(app, live.revision)["active"] and world.revision(app, f"{app}--seed")["active"]
+    world.emulator.control.clear_behaviors()

@@ -60,3 +60,14 @@ def test_repair_only_when_the_rule_asks_and_the_revision_can_serve():
                       (app({}, rev("web--v2", healthy=False)), "not healthy")):
         action, reason = remedy(drifted, DriftPolicy.REPAIR, info)
         assert action == Remedy.RECORD and why in reason
+
+
+def test_strays_are_only_unlabelled_zero_percent_revisions_of_deployments_that_did_not_go_live():
+    from shared.domain.drift import strays
+
+    labelled = replace(rev("web--l"), labels=("stable",))
+    info = app({"web--v2": 100, "web--w": 0}, rev("web--v2"), rev("web--s"), rev("web--w"),
+               rev("web--off", active=False), labelled, rev("web--mine"))
+    ended = {"web--s", "web--w", "web--off", "web--l", "web--v2"}  # "web--mine" is not ours to clean
+    assert strays(info, "web--v2", ended) == ["web--s", "web--w"]
+    assert strays(replace(info, traffic={"web--v2": 90, "web--w": 10}), "web--v2", ended) == ["web--s"]

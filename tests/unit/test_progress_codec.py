@@ -66,7 +66,7 @@ def test_a_schema_1_document_reads_into_the_typed_progress():
     assert all(getattr(progress, f.name) != f.default for f in fields(RolloutProgress) if f.name not in SINCE_SCHEMA_2)
 
 
-SINCE_SCHEMA_2 = {"analysis", "no_checks", "pull_retries", "create_after", "unknown_state"}
+SINCE_SCHEMA_2 = {"analysis", "controls", "no_checks", "pull_retries", "create_after", "unknown_state"}  # controls: tests/unit/test_release_controls.py
 
 
 def test_facts_added_after_schema_1_round_trip():

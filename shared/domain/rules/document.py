@@ -9,14 +9,16 @@ first) and named by file, line, rule and field: `RulesError.problems`. See docs/
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from shared.domain.freeze import FreezeWindow
 from shared.domain.model import RolloutSettings
 from shared.domain.references import LOGIN_SERVER, REGISTRY_RESOURCE_ID, RegistryEntry
 from shared.domain.rules.entry import Fallbacks, read_rule
 from shared.domain.rules.fields import BadValue, FieldReader, RulesError, kind
+from shared.domain.rules.freezes import read_freezes
 from shared.domain.rules.planning import Rule
 from shared.domain.rules.rollout_settings import checks, rollout_fields, rollout_settings
 from shared.domain.rules.yaml_loader import load_yaml
@@ -33,6 +35,7 @@ class RulesFile:
     registries: tuple[str, ...] = ()  # "loginserver" or "loginserver=resourceId", as the setting
     defaults_rollout: RolloutSettings = RolloutSettings()  # for rules from resource tags
     disabled: tuple[str, ...] = ()  # names of rules with enabled: false
+    freezes: tuple[FreezeWindow, ...] = ()  # every window of `freezes:`; each rule carries its own
 
 
 # --------------------------------------------------------------------------- entry points
@@ -80,10 +83,11 @@ def load_rules_file(
 def _document(r: FieldReader, data: Any, fallbacks: Fallbacks) -> RulesFile:
     if data is None:
         raise r.bad(None, "the file is empty (expected `rules:`; see rules.example.yaml)")
-    data = r.keys(data, "", ("version", "registries", "defaults", "rules"), ("rules",))
+    data = r.keys(data, "", ("version", "registries", "defaults", "freezes", "rules"), ("rules",))
     if "version" in data and data["version"] != 1:
         r.problem("version", f"unsupported version {data['version']!r} (this release reads 1)", data)
     registries = r.attempt(lambda: _registries(r, data.get("registries", [])), ())
+    freezes = r.attempt(lambda: read_freezes(r, data.get("freezes")), ())
     defaults = r.attempt(lambda: _defaults(r, data.get("defaults", {})), None)
     if defaults is None:
         defaults = {"rollout": {}, "ignore": ()}
@@ -115,9 +119,30 @@ def _document(r: FieldReader, data: Any, fallbacks: Fallbacks) -> RulesFile:
         lambda: rollout_settings(r, defaults["rollout"], defaults.get("smoke"), defaults.get("verify"), "defaults.rollout"),
         RolloutSettings(),
     )
+    _unknown_freeze_rules(r, freezes, {*names})
     if r.problems:
         raise RulesError(r.file, problems=r.problems)
-    return RulesFile(r.file, tuple(rules), registries, defaults_rollout, tuple(disabled))
+    rules = [_with_freezes(rule, freezes) for rule in rules]
+    # Rules from resource tags: the windows that name no rule (their rule names are made up).
+    defaults_rollout = replace(defaults_rollout, controls=replace(
+        defaults_rollout.controls, freezes=tuple(w for w in freezes if not w.scope.rules)))
+    return RulesFile(r.file, tuple(rules), registries, defaults_rollout, tuple(disabled), freezes)
+
+
+def _with_freezes(rule: Rule, freezes: tuple[FreezeWindow, ...]) -> Rule:
+    """The rule's rollout carries the windows that may hold it (app scopes are checked at run time)."""
+    mine = tuple(w for w in freezes if w.scope.applies_to_rule(rule.name, rule.environment))
+    controls = replace(rule.rollout.controls, freezes=mine)
+    return replace(rule, rollout=replace(rule.rollout, controls=controls))
+
+
+def _unknown_freeze_rules(r: FieldReader, freezes: tuple[FreezeWindow, ...], names: set[str]) -> None:
+    import fnmatch
+
+    for i, w in enumerate(freezes):
+        for pattern in w.scope.rules:
+            if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
+                r.problem(f"freezes[{i}].rules", f"{pattern!r} names no rule in this file")
 
 
 def _registries(r: FieldReader, value: Any) -> tuple[str, ...]:

@@ -10,6 +10,12 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
+from dataclasses import replace
+
+from shared.domain.controls import ReleaseControls
+from shared.domain.rules.controls import (
+    CONTROL_KEYS, read_approval, read_notify, read_promote, read_promotion_only,
+)
 from shared.domain.rules.fields import BadValue, FieldReader
 from shared.domain.rules.rollout_settings import checks, rollout_fields, rollout_settings
 from shared.domain.references import REPOSITORY
@@ -29,7 +35,7 @@ from shared.domain.rules.target_names import (
 Fallbacks = Mapping[str, tuple[str | None, str]]  # key -> (value from the settings, setting name)
 
 RULE_KEYS = ("name", "repository", "tags", "ignore", "targets", "environment",
-             "allow_downgrade", "rollout", "smoke", "verify", "enabled")
+             "allow_downgrade", "rollout", "smoke", "verify", "enabled", *CONTROL_KEYS)
 TARGET_KEYS = ("app", "subscription", "resource_group", "container")
 # Names acr-deploy gives the rules it makes itself; a file rule with one would be mistaken for them.
 RESERVED_NAME = "convention"
@@ -76,8 +82,10 @@ def read_rule(
     smoke = r.attempt(lambda: checks(r, data["smoke"], "smoke", "smoke"), None) if "smoke" in data else defaults.get("smoke")
     verify = r.attempt(lambda: checks(r, data["verify"], "verify", "verify"), None) if "verify" in data else defaults.get("verify")
     rollout = r.attempt(lambda: rollout_settings(r, fields, smoke, verify, "rollout"), None)
-    if policy is None or rollout is None or not repositories or not targets:
+    controls = r.attempt(lambda: _controls(r, data), None)
+    if policy is None or rollout is None or controls is None or not repositories or not targets:
         raise BadValue()
+    rollout = replace(rollout, controls=controls)
     rule = Rule(
         name=name,
         repositories=repositories,
@@ -91,6 +99,16 @@ def read_rule(
         origin=f"{r.file} rule #{index}" + (f" (line {data.line})" if getattr(data, "line", None) else ""),
     )
     return rule, enabled
+
+
+def _controls(r: FieldReader, data: Any) -> ReleaseControls:
+    """approval / promote / notify (freeze windows are the file's, attached by `document`)."""
+    readers = {"approval": read_approval, "promote": read_promote, "notify": read_notify,
+               "promotion_only": read_promotion_only}
+    found = {key: r.attempt(lambda k=key: readers[k](r, data[k], data)) for key in CONTROL_KEYS if key in data}
+    if any(v is None for v in found.values()):
+        raise BadValue()
+    return ReleaseControls(**found)
 
 
 def _repositories(r: FieldReader, value: Any, node: Any) -> tuple[RepositoryPattern, ...]:

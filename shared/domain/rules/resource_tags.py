@@ -9,8 +9,10 @@ resource tag; an image's tag is the `acr-deploy.tags` policy's business (`polici
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any, Iterable
 
+from shared.domain.controls import ApprovalPolicy
 from shared.domain.model import RolloutSettings
 from shared.domain.reachability import CHECKS_TAG
 from shared.domain.references import REPOSITORY, repository_of
@@ -25,6 +27,21 @@ TAG_REPOSITORY = "acr-deploy.repository"
 TAG_POLICY = "acr-deploy.tags"
 TAG_CONTAINER = "acr-deploy.container"
 TAG_ENVIRONMENT = "acr-deploy.environment"
+TAG_APPROVAL = "acr-deploy.approval"  # "true", or the approvers: "ann@contoso.com,bob@contoso.com"
+_APPROVER = re.compile(r"[^\s,;]{1,128}")
+
+
+def approval_from_tag(value: str) -> ApprovalPolicy | str:
+    """The `acr-deploy.approval` tag as a policy, or the problem with it."""
+    text = value.strip()
+    if text.lower() in ("", "false", "no"):
+        return ApprovalPolicy()
+    if text.lower() in ("true", "yes", "required"):
+        return ApprovalPolicy(required=True)
+    names = [n for n in re.split(r"[\s,;]+", text) if n]
+    if not names or not all(_APPROVER.fullmatch(n) for n in names):
+        return f"{TAG_APPROVAL}={value!r}: expected true, false or approvers separated by commas"
+    return ApprovalPolicy(required=True, approvers=tuple(names))
 
 
 def _tag(tags: dict[str, str], name: str) -> str | None:
@@ -85,6 +102,14 @@ def tag_rule_from_app(app: Any, rollout: RolloutSettings | None = None) -> Rule 
                 problems.append(
                     f"multi-container app: set {TAG_CONTAINER} (containers: {', '.join(sorted(images))})"
                 )
+    rollout = rollout or RolloutSettings()
+    approval_text = _tag(tags, TAG_APPROVAL)
+    if approval_text is not None:
+        approval = approval_from_tag(approval_text)
+        if isinstance(approval, str):
+            problems.append(approval)
+        else:
+            rollout = replace(rollout, controls=replace(rollout.controls, approval=approval))
     if problems:
         policy = InvalidPolicy("; ".join(problems))
     return Rule(
@@ -97,7 +122,7 @@ def tag_rule_from_app(app: Any, rollout: RolloutSettings | None = None) -> Rule 
             ),
         ),
         environment=_tag(tags, TAG_ENVIRONMENT) or "",
-        rollout=rollout or RolloutSettings(),
+        rollout=rollout,
         source="tags",
         origin=origin,
     )

@@ -176,7 +176,7 @@ class Endings:
 
     def expire(self, d: Deployment) -> Step:
         reason = f"deadline passed ({d.rollout.deadline_s:g} s) while {d.phase}"
-        if d.phase in plan.SHIFTED:
+        if plan.has_shifted(d):
             return self.roll_back(d, reason, if_it_fails="{reason}; clean-up failed")
         return self.fail_before_shift(d, reason)
 
@@ -192,7 +192,7 @@ class Endings:
 
     def permanent(self, d: Deployment, exc: PermanentAzureError) -> Step:
         reason = f"Azure refused: {str(exc)[:500]}"
-        if d.phase in plan.SHIFTED:
+        if plan.has_shifted(d):
             return self.roll_back(d, reason, if_it_fails="{reason}; rolling back failed too")
         if d.phase == Phase.QUEUED:
             return self._finish(d, Phase.FAILED, reason)
@@ -211,7 +211,7 @@ class Endings:
 
     def _complete_give_up(self, d: Deployment, reason: str, resumed: bool = False) -> Step:
         try:
-            if d.phase not in plan.SHIFTED:
+            if not plan.has_shifted(d):
                 reason += self._deactivate_new(d, resumed)
             elif table := plan.rollback_table(d):
                 self.ctx.apps.set_traffic(d.target, table)  # the same table again is harmless

@@ -22,6 +22,7 @@ from shared.services.rollout.access import AccessGate, health_verdict, verify_wi
 from shared.services.rollout.checks import CheckRunner, url
 from shared.services.rollout.claim import LostClaim
 from shared.services.rollout.context import RolloutContext
+from shared.services.rollout.controls import Controls
 from shared.services.rollout.endings import Endings
 from shared.services.rollout.messages import advance_message_of
 from shared.services.rollout.records import live_of, remaining
@@ -42,12 +43,14 @@ class Phases:
         self.checks = CheckRunner(ctx)
         self.access = AccessGate(ctx)
         self.analysis = analysis.CanaryAnalysis(ctx, endings)
+        self.controls = Controls(ctx, endings)
         self._handlers: dict[Phase, Callable[[Deployment], Step]] = {
-            Phase.CREATING_REVISION: self._create,
+            Phase.CREATING_REVISION: self.controls.gate_create(self._create),
             Phase.WAITING_READY: self._wait_ready,
             Phase.SMOKE_TESTING: self._smoke,
-            Phase.SHIFTING: self._shift,
+            Phase.SHIFTING: self.controls.gate_shift(self._shift),
             Phase.VERIFYING: self._verify,
+            **self.controls.handlers(),
         }
 
     def step(self, d: Deployment) -> Step:
@@ -64,7 +67,7 @@ class Phases:
             if ending is not None:
                 return self.endings.resume(d, ending)
             if d.phase == Phase.QUEUED:
-                return self._claim(d)
+                return self.controls.before_claim(d) or self._claim(d)
             state = self.ctx.store.get_app_state(d.target)
             if state is None or state.active_deployment_id != d.id:
                 holder = state.active_deployment_id if state else ""
@@ -73,7 +76,7 @@ class Phases:
             newer = plan.superseded_by(d, state)
             if newer:
                 return self.endings.supersede(d, newer)
-            return self._handlers[d.phase](d)
+            return self.controls.pending(d) or self._handlers[d.phase](d)
         except (TransientAzureError, PermanentAzureError) as exc:
             return self.on_azure_error(d, exc)
         except LostClaim as lost:

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any, Callable, Mapping
 
 from shared import telemetry
+from shared.domain.approvals import ControlAction
 from shared.domain.model import Deployment, Phase, utcnow
 from shared.ports import (
     ConcurrencyError, ContainerAppsPort, DeploymentStore, OutcomePublisher, RequestMetrics, RolloutQueue,
@@ -26,6 +27,7 @@ from shared.ports import (
 )
 from shared.services.rollout.claim import ClaimedApps, writing_as
 from shared.services.rollout.context import Recover, RolloutContext
+from shared.services.rollout.control_requests import ControlRequests
 from shared.services.rollout.endings import Endings
 from shared.services.rollout.manual_rollback import RollbackRequests
 from shared.services.rollout.messages import RolloutMessage
@@ -70,6 +72,7 @@ class RolloutWorker:
         self._phases = Phases(ctx, self._endings)
         self._sweeper = Sweeper(ctx, self._recorder, self._run)
         self._rollbacks = RollbackRequests(ctx)
+        self._controls = ControlRequests(ctx)
 
     def with_ports(self, **changes: Any) -> "RolloutWorker":
         """A worker like this one with some context fields replaced (tests: a clock five minutes
@@ -110,6 +113,12 @@ class RolloutWorker:
         healthy revision, and enqueue it: it runs through the same machinery as a push (`why`: a
         drift repair, see shared.services.drift)."""
         return self._rollbacks.request(app, to_revision, resource_group, requested_by, why)
+
+    def request_control(self, deployment_id: str, action: ControlAction, by: str, reason: str,
+                        app: str | None = None) -> Deployment:
+        """Approve, reject, pause, resume, promote, abort or override a freeze: recorded with who and
+        why, carried out by the worker's next step (errors: NotFound, Conflict, InvalidRequest)."""
+        return self._controls.request(deployment_id, action, by, reason, app)
 
     # ================================================================== the loop
     def _handle(self, message: RolloutMessage) -> None:
