@@ -14,6 +14,8 @@ from typing import Any, Callable, Generic, Mapping, Protocol, TypeVar
 
 from shared.domain.analysis import WindowMetrics
 from shared.domain.model import AppState, Deployment, DeploymentEvent, IgnoredEvent, SmokeCheck, Target
+from shared.domain.reachability import AppAccess
+from shared.domain.revision_state import Assessment, Readiness, assess
 
 T = TypeVar("T")
 
@@ -39,6 +41,11 @@ class PermanentAzureError(Exception):
         super().__init__(message)
         self.status = status
         self.code = code
+
+
+# `PermanentAzureError.code` of a deactivation the adapter refuses because a traffic label points at
+# the revision: the rollout leaves such a revision active (a label survives every rollout).
+REVISION_HAS_LABEL = "RevisionHasLabel"
 
 
 # --------------------------------------------------------------------------- history (Tables)
@@ -141,25 +148,27 @@ class RevisionInfo:
     active: bool
     traffic_weight: int
     provisioning_state: str  # Provisioning | Provisioned | Failed | Deprovisioning ...
-    running_state: str  # Running | Processing | Failed | Stopped | Degraded ...
+    running_state: str  # open string: Running | RunningAtMaxScale | ScaledToZero | Activating | ActivationFailed ...
     health_state: str  # Healthy | Unhealthy | None
     fqdn: str
     image: str = ""
     created: datetime | None = None
     labels: tuple[str, ...] = ()
     provisioning_error: str = ""  # why it failed, as the service said
+    running_state_details: str = ""  # e.g. "Deployment Progress Deadline Exceeded. 0/1 replicas ready."
+
+    @property
+    def assessment(self) -> Assessment:
+        return assess(self.provisioning_state, self.running_state, self.health_state,
+                      self.running_state_details, self.provisioning_error)
 
     @property
     def ready(self) -> bool:
-        return (
-            self.provisioning_state.lower() == "provisioned"
-            and self.running_state.lower() in ("running", "runningatmaxscale")
-            and self.health_state.lower() == "healthy"
-        )
+        return self.assessment.readiness == Readiness.READY
 
     @property
     def failed(self) -> bool:
-        return self.provisioning_state.lower() == "failed" or self.running_state.lower() == "failed"
+        return self.assessment.readiness == Readiness.FAILED
 
 
 @dataclass(frozen=True)
@@ -214,7 +223,14 @@ class ContainerAppsPort(Protocol):
         ...
 
     def set_revision_active(self, target: Target, revision: str, active: bool,
-                            precondition: Precondition | None = None) -> None: ...
+                            precondition: Precondition | None = None) -> None:
+        """Refuses (PermanentAzureError, code REVISION_HAS_LABEL) to deactivate a labelled revision."""
+        ...
+
+    def get_access(self, target: Target) -> AppAccess:
+        """How a caller outside the app's environment reaches it (ingress, IP allow-list, client
+        certificates, built-in authentication): read before a revision is created."""
+        ...
 
 
 class AppDirectory(Protocol):

@@ -18,6 +18,9 @@ var actions = [
   'Microsoft.App/containerApps/write'
   // containerAppsRevisions list / get (readiness, health, which revisions serve)
   'Microsoft.App/containerApps/revisions/read'
+  // containerAppsAuthConfigs list: is built-in authentication on? (an app the smoke checks cannot
+  // reach fails before a revision is created). Read-only; the configs hold secret names, not values.
+  'Microsoft.App/containerApps/authConfigs/read'
   // containerAppsRevisions activate (rollback to a previous revision)
   'Microsoft.App/containerApps/revisions/activate/action'
   // containerAppsRevisions deactivate (failed revision, clean-up of old ones)

@@ -39,7 +39,10 @@ from shared.adapters.arm_clients import SubscriptionClients, arm_client_options
 from shared.domain.labels import entries as label_entries
 from shared.domain.labels import label_fqdn
 from shared.domain.model import Target
-from shared.ports import AppInfo, PermanentAzureError, Precondition, RevisionInfo, TransientAzureError
+from shared.domain.reachability import AppAccess, AuthState
+from shared.ports import (
+    REVISION_HAS_LABEL, AppInfo, PermanentAzureError, Precondition, RevisionInfo, TransientAzureError,
+)
 
 __all__ = ["ContainerAppsAdapter", "PermanentAzureError", "TransientAzureError"]
 
@@ -167,6 +170,9 @@ def _revision_info(raw: dict[str, Any]) -> RevisionInfo:
         image=images[0] if images else "",
         created=_ts(props.get("createdTime")),
         provisioning_error=str(error)[:500],
+        # Not in the REST spec (nor the SDK's model): the service's reason for ActivationFailed /
+        # Unhealthy, e.g. "Deployment Progress Deadline Exceeded. 0/1 replicas ready."
+        running_state_details=str(props.get("runningStateDetails") or "")[:500],
     )
 
 
@@ -285,6 +291,45 @@ class ContainerAppsAdapter:
             labels=label_map,
             label_fqdns=label_hosts,
         )
+
+    def get_access(self, target: Target) -> AppAccess:
+        """How a caller outside the app's environment reaches it: ingress, IP allow-list, client
+        certificates (the app's configuration) and built-in authentication (its authConfigs, which
+        the role may read; a refusal is reported as unknown, never as off)."""
+        props = self._get_raw(target).get("properties") or {}
+        ingress = (props.get("configuration") or {}).get("ingress")
+        if not isinstance(ingress, dict):
+            return AppAccess(ingress="none", auth=AuthState.OFF)
+        rules = [r for r in ingress.get("ipSecurityRestrictions") or [] if isinstance(r, dict)]
+        auth, note = self._auth_state(target)
+        return AppAccess(
+            # ARM's default for `external` is false: ingress without it is internal.
+            ingress="external" if ingress.get("external") else "internal",
+            ip_allow_list=bool(rules) and all(str(r.get("action", "")).lower() == "allow" for r in rules),
+            client_certificates=str(ingress.get("clientCertificateMode") or ""),
+            auth=auth, auth_note=note,
+        )
+
+    def _auth_state(self, target: Target) -> tuple[AuthState, str]:
+        client = self._client(target.subscription_id)
+        try:
+            configs = self._call(f"list auth configs of {target.app}", lambda: [
+                c.as_dict() for c in client.container_apps_auth_configs.list_by_container_app(
+                    target.resource_group, target.app)])
+        except PermanentAzureError as exc:
+            if exc.status == 404:
+                return AuthState.OFF, ""
+            if exc.status in (401, 403):
+                return AuthState.UNKNOWN, (f"reading authConfigs was refused ({exc.code or exc.status}); the "
+                                           "role needs Microsoft.App/containerApps/authConfigs/read")
+            raise
+        for config in configs:
+            props = config.get("properties") or {}
+            enabled = ((props.get("platform") or {}).get("enabled"))
+            action = str((props.get("globalValidation") or {}).get("unauthenticatedClientAction") or "")
+            if enabled and action.lower() != "allowanonymous":
+                return AuthState.ON, ""
+        return AuthState.OFF, ""
 
     # ------------------------------------------------------------------ writes
     def create_revision(
@@ -407,13 +452,22 @@ class ContainerAppsAdapter:
                             precondition: Precondition | None = None) -> None:
         """Activate or deactivate one revision. The service deactivates a revision that still
         receives traffic (Revisions_Deactivate example; azure-container-apps#410, #1345), so the
-        adapter reads the app first and refuses that itself: a deactivation never cuts live traffic."""
+        adapter reads the app first and refuses that itself: a deactivation never cuts live traffic,
+        and never stops a revision a traffic label points at."""
         if not active:
-            weight = self.get_app(target).traffic.get(revision, 0)
+            info = self.get_app(target)
+            weight = info.traffic.get(revision, 0)
             if weight:
                 raise PermanentAzureError(
                     f"refusing to deactivate {revision}: it still receives {weight} % of {target.app}'s traffic",
                     status=409, code="RevisionHasTraffic")
+            labels = next((r.labels for r in info.revisions if r.name == revision), ())
+            if labels:
+                # A label is someone's way to reach that revision (blue/green, a pinned test URL);
+                # deactivating it would leave the label pointing at a stopped revision.
+                raise PermanentAzureError(
+                    f"refusing to deactivate {revision}: it carries the traffic label(s) {', '.join(labels)}",
+                    status=409, code=REVISION_HAS_LABEL)
         client = self._client(target.subscription_id)
         if precondition is not None:
             precondition()

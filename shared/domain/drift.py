@@ -92,7 +92,7 @@ def remedy(finding: DriftFinding, policy: DriftPolicy, info: AppInfo) -> tuple[R
         return Remedy.RECORD, f"cannot repair: revision {finding.expected_revision} no longer exists"
     if not revision.active:
         return Remedy.RECORD, f"cannot repair: revision {finding.expected_revision} is not active"
-    if not revision.ready:
+    if not revision.assessment.readiness.probe:  # a scaled-to-zero revision starts on its first request
         return Remedy.RECORD, (f"cannot repair: revision {finding.expected_revision} is not healthy "
                                f"(running {revision.running_state}, health {revision.health_state})")
     return Remedy.REPAIR, f"repairing: {finding.expected_revision} back to 100 %"

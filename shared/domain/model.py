@@ -132,6 +132,17 @@ class DriftPolicy(str, Enum):
         return self.value
 
 
+class CheckMode(str, Enum):
+    """Whether a rollout checks its revision over HTTP (`shared.domain.reachability`)."""
+
+    AUTO = "auto"  # HTTP checks; an app they cannot reach fails before a revision is created
+    HTTP = "http"  # HTTP checks, even when the app looks unreachable from the function
+    NONE = "none"  # no HTTP checks: the revision's health state and the verify window decide
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class RolloutSettings:
     """How a rule wants its targets rolled out (validated at rules load, consumed by the rollout)."""
@@ -148,6 +159,10 @@ class RolloutSettings:
     drift: DriftPolicy = DriftPolicy.RECORD  # once live: what the drift reconciler does
     analysis: AnalysisSettings | None = None  # judge each traffic step by Azure Monitor's request metrics
     controls: ReleaseControls = field(default_factory=ReleaseControls)  # approval, freezes, promotion, chat
+    # Smoke checks wait this long for a revision's first answer (a scale-from-zero start takes
+    # 20-30 s); failures that look like a cold start within it are recorded as warming up.
+    warmup_s: float = 45.0
+    checks: CheckMode = CheckMode.AUTO
     # Blue/green (strategy blue-green, or any app in the service's Labels revision mode): the labels used.
     label: str = "green"  # the candidate: on the new revision while its smoke checks run on the label's URL
     production_label: str = "blue"  # moves to the new revision once it passed (Labels mode: carries the traffic)
@@ -161,6 +176,7 @@ class RolloutSettings:
         data["drift"] = self.drift.value
         data["analysis"] = self.analysis.to_dict() if self.analysis else None
         data["controls"] = self.controls.to_dict()
+        data["checks"] = self.checks.value
         # Every record carries this: a credential that got past the rules loader is masked here.
         for key in ("smoke", "verify"):
             for check in data[key]:
@@ -178,6 +194,7 @@ class RolloutSettings:
         data["drift"] = DriftPolicy(data.get("drift") or DriftPolicy.RECORD.value)
         data["analysis"] = AnalysisSettings.from_dict(data.get("analysis"))
         data["controls"] = ReleaseControls.from_dict(data.get("controls"))
+        data["checks"] = CheckMode(data.get("checks") or CheckMode.AUTO.value)
         for key in ("smoke", "verify"):
             if key in data:
                 data[key] = tuple(_smoke_from_dict(item) for item in data[key])

@@ -44,6 +44,11 @@ class CheckProgress:
 
     run: CheckRun = CheckRun()
     retry_at: datetime | None = None
+    # Smoke checks' warm-up (a revision starting from zero replicas): until `warm_until`, attempts
+    # that get no answer (or the edge's 502-504) before the first answer are `warming`, not failures.
+    warm_until: datetime | None = None
+    warmed: bool = False  # an answer came: failures count from now on
+    warming: int = 0  # attempts spent warming up
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,10 @@ class RolloutProgress:
     ending: Ending | None = None
     analysis: AnalysisRun | None = None  # the current traffic step's canary analysis (rollout.analysis)
     controls: ControlProgress = ControlProgress()  # approval, pause, freeze, promotion (shared.domain.approvals)
+    no_checks: bool = False  # `checks: none` (rule or resource tag): the revision's health state decides
+    pull_retries: int = 0  # new revisions made because the image could not be pulled yet
+    create_after: datetime | None = None  # CREATING_REVISION: the pull retry's back-off ends then
+    unknown_state: str = ""  # WAITING_READY: a revision state this release does not know, recorded once
     blue_green: BlueGreen | None = None  # set when this rollout moves labels (blue/green)
 
     def check(self, kind: CheckKind) -> CheckProgress:

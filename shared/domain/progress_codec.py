@@ -26,7 +26,9 @@ ALLOW_DOWNGRADE = "allow_downgrade"  # intake's flag, stored beside the progress
 _KEYS = frozenset({
     VERSION_KEY, ALLOW_DOWNGRADE, "waiting_for", "app_fqdn", "suffix", "switch_mode", "ready_by", "polls",
     "activated", "fqdn", "smoke", "smoke_retry_at", "verify", "verify_retry_at", "verify_after",
-    "traffic_requested", "wake", "wake_at", "ending", "analysis", "controls", "blue_green",
+    "traffic_requested", "wake", "wake_at", "ending", "analysis", "controls", "no_checks", "pull_retries", "create_after",
+    "unknown_state", "smoke_warm_until", "smoke_warmed", "smoke_warming", "verify_warm_until", "verify_warmed",
+    "verify_warming", "blue_green",
 })
 
 
@@ -37,17 +39,23 @@ def progress_to_dict(p: RolloutProgress, allow_downgrade: bool = False,
     doc[VERSION_KEY] = SCHEMA
     if allow_downgrade:
         doc[ALLOW_DOWNGRADE] = True
-    texts = {"waiting_for": p.waiting_for, "app_fqdn": p.app_fqdn, "suffix": p.suffix, "fqdn": p.fqdn}
+    texts = {"waiting_for": p.waiting_for, "app_fqdn": p.app_fqdn, "suffix": p.suffix, "fqdn": p.fqdn,
+             "unknown_state": p.unknown_state}
     doc.update({k: v for k, v in texts.items() if v})
     if p.switch_mode:
         doc["switch_mode"] = True
     if p.activated:
         doc["activated"] = True
+    if p.no_checks:
+        doc["no_checks"] = True
     if p.polls:
         doc["polls"] = p.polls
+    if p.pull_retries:
+        doc["pull_retries"] = p.pull_retries
     if p.wake:
         doc["wake"] = p.wake
-    dates = {"ready_by": p.ready_by, "verify_after": p.verify_after, "wake_at": p.wake_at}
+    dates = {"ready_by": p.ready_by, "verify_after": p.verify_after, "wake_at": p.wake_at,
+             "create_after": p.create_after}
     doc.update({k: v.isoformat() for k, v in dates.items() if v is not None})
     for kind in CheckKind:
         check = p.smoke if kind == CheckKind.SMOKE else p.verify
@@ -55,6 +63,12 @@ def progress_to_dict(p: RolloutProgress, allow_downgrade: bool = False,
             doc[kind.value] = _run_to_dict(check.run)
             if check.retry_at is not None:
                 doc[f"{kind.value}_retry_at"] = check.retry_at.isoformat()
+            if check.warm_until is not None:
+                doc[f"{kind.value}_warm_until"] = check.warm_until.isoformat()
+            if check.warmed:
+                doc[f"{kind.value}_warmed"] = True
+            if check.warming:
+                doc[f"{kind.value}_warming"] = check.warming
     if p.traffic_requested is not None:
         t = p.traffic_requested
         doc["traffic_requested"] = {"step": t.step, "table": dict(t.table), "at": t.at.isoformat(),
@@ -93,6 +107,10 @@ def progress_from_dict(doc: Mapping[str, Any] | None) -> tuple[RolloutProgress, 
         ending=_ending_from(doc.get("ending")),
         analysis=AnalysisRun.from_dict(doc.get("analysis")) if isinstance(doc.get("analysis"), Mapping) else None,
         controls=ControlProgress.read(doc.get("controls")),
+        no_checks=bool(doc.get("no_checks")),
+        pull_retries=_int(doc.get("pull_retries")),
+        create_after=_date(doc.get("create_after")),
+        unknown_state=_text(doc.get("unknown_state")),
         blue_green=_blue_green_from(doc.get("blue_green")),
     )
     extra = {k: v for k, v in doc.items() if k not in _KEYS}
@@ -108,11 +126,13 @@ def _run_to_dict(run: CheckRun) -> dict[str, int]:
 
 def _check_from(doc: Mapping[str, Any], kind: CheckKind) -> CheckProgress | None:
     raw, retry_at = doc.get(kind.value), _date(doc.get(f"{kind.value}_retry_at"))
-    if not isinstance(raw, Mapping) and retry_at is None:
+    warm_until = _date(doc.get(f"{kind.value}_warm_until"))
+    if not isinstance(raw, Mapping) and retry_at is None and warm_until is None:
         return None
     raw = raw if isinstance(raw, Mapping) else {}
     run = CheckRun(*(_int(raw.get(k)) for k in ("index", "passes", "failures", "attempts")))
-    return CheckProgress(run, retry_at)
+    return CheckProgress(run, retry_at, warm_until, bool(doc.get(f"{kind.value}_warmed")),
+                         _int(doc.get(f"{kind.value}_warming")))
 
 
 def _traffic_from(raw: Any) -> TrafficRequest | None:

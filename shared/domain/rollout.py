@@ -57,7 +57,8 @@ ALLOWED: dict[Phase, frozenset[Phase]] = {
     Phase.CREATING_REVISION: frozenset(
         {Phase.WAITING_READY, Phase.SUCCEEDED, Phase.FAILED, Phase.SUPERSEDED}
     ),
-    Phase.WAITING_READY: frozenset({Phase.SMOKE_TESTING, Phase.FAILED, Phase.SUPERSEDED}),
+    # back to CREATING_REVISION: a new revision when the image could not be pulled yet
+    Phase.WAITING_READY: frozenset({Phase.SMOKE_TESTING, Phase.CREATING_REVISION, Phase.FAILED, Phase.SUPERSEDED}),
     Phase.SMOKE_TESTING: frozenset({Phase.SHIFTING, Phase.FAILED, Phase.SUPERSEDED}),
     Phase.SHIFTING: frozenset({Phase.VERIFYING, Phase.ROLLED_BACK, Phase.FAILED}),
     Phase.VERIFYING: frozenset(
@@ -112,17 +113,19 @@ def _slug(text: str) -> str:
     return re.sub(r"-{2,}", "-", slug)
 
 
-def revision_suffix(app: str, tag: str, digest: str) -> str:
+def revision_suffix(app: str, tag: str, digest: str, attempt: int = 0) -> str:
     """A revisionSuffix made from the tag and digest: readable (`v1-4-2-3f9a0c12`), valid for
     Container Apps, short enough that `<app>--<suffix>` fits the service's limit, and unique per
     (tag, digest): the hash covers both, so two tags of one digest, or two digests of one tag,
-    never share a revision. Deterministic, so the revision's name is known before the PATCH."""
+    never share a revision. Deterministic, so the revision's name is known before the PATCH.
+    `attempt` > 0 names a retry's new revision (the first could not pull the image)."""
     if not digest:
         raise ValueError("a digest is required to name a revision")
     budget = MAX_REVISION_NAME - len(app) - 2
     if budget < _SUFFIX_HASH_LEN + 1:
         raise ValueError(f"app name {app!r} leaves no room for a revision suffix")
-    hashed = hashlib.sha256(f"{tag}@{digest}".encode()).hexdigest()[:_SUFFIX_HASH_LEN]
+    basis = f"{tag}@{digest}" + (f"#{attempt}" if attempt else "")
+    hashed = hashlib.sha256(basis.encode()).hexdigest()[:_SUFFIX_HASH_LEN]
     slug = _slug(tag)
     if slug and not slug[0].isalpha():
         slug = "v" + slug  # suffixes start with a letter; "1.4.2" reads naturally as "v1-4-2"

@@ -70,6 +70,7 @@ SDK_ACTIONS = {
     "activate_revision": "Microsoft.App/containerApps/revisions/activate/action",
     "deactivate_revision": "Microsoft.App/containerApps/revisions/deactivate/action",
     "restart_revision": "Microsoft.App/containerApps/revisions/restart/action",
+    "list_by_container_app": "Microsoft.App/containerApps/authConfigs/read",  # container_apps_auth_configs
 }
 
 

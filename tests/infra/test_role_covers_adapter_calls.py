@@ -79,6 +79,7 @@ def recorded_urls(emulator) -> tuple[str, list[tuple[str, str]]]:
         target = seed_app(emulator, rg, mode="Single", tags={"acr-deploy.repository": "app"})
         first = f"{target.app}--first"
         adapter.get_app(target)
+        adapter.get_access(target)
         adapter.list_tagged_apps()
         emulator.control.set_provisioning_delay(0.2)  # writes take a while: confirmations poll
         name = adapter.create_revision(target, f"reg.io/app@{DIGEST}", "v2", {first: 100}, switch_to_multiple=True)

@@ -44,6 +44,9 @@ class World:
     # ---- apps
     def seed_app(self, prefix: str, mode: str = "Multiple", **extra: Any) -> str:
         app = f"{prefix}-{uuid.uuid4().hex[:6]}"
+        for route in extra.get("traffic") or []:  # a pinned entry may name a revision of this app
+            if "revisionName" in route:
+                route["revisionName"] = route["revisionName"].format(app=app)
         entry = {"name": app, "environment": "env", "activeRevisionsMode": mode,
                  "image": f"{REGISTRY}/{app}:0.9.0", "revisionSuffix": "seed", **extra}
         self.emulator.control.seed({"subscriptionId": SUB, "resourceGroups": [
@@ -143,6 +146,18 @@ rules:
     targets: [{app: "{name}", resource_group: RG}]
     rollout: {drift: repair}
     smoke: [{path: /healthz, retries: 1, backoff: 100ms}]
+  - name: cold
+    repository: "cold-*"
+    tags: "semver:*"
+    targets: [{app: "{name}", resource_group: RG}]
+    rollout: {warmup: 5s}
+    smoke: [{path: /healthz, timeout: 1s, retries: 0}]
+  - name: nowarm
+    repository: "nowarm-*"
+    tags: "semver:*"
+    targets: [{app: "{name}", resource_group: RG}]
+    rollout: {warmup: 0s}
+    smoke: [{path: /healthz, timeout: 1s, retries: 0}]
   - name: bluegreen
     repository: "bg-*"
     tags: "semver:*"

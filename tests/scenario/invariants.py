@@ -305,7 +305,10 @@ def _check_app(world: Any, script: Script, app: str) -> list[str]:
     succeeded = [d for d in ds if d.phase == Phase.SUCCEEDED and d.kind != DeploymentKind.ROLLBACK]
     by_digest = {p.digest: p for p in pushes}
     if succeeded:
-        best = max(succeeded, key=lambda d: by_digest[d.digest].order if d.digest in by_digest else (Version(0), 0))
+        # The same version pushed twice in one second: the deployment id breaks the tie, as in
+        # shared/domain/precedence.py.
+        best = max(succeeded, key=lambda d: (by_digest[d.digest].order if d.digest in by_digest
+                                             else (Version(0), 0), d.id))
         if state is None or state.live_deployment_id != best.id:
             live = next((d for d in ds if state and d.id == state.live_deployment_id), None)
             problems.append(f"I2 live is {live.tag if live else None} ({state.live_deployment_id if state else ''}),"

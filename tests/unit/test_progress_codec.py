@@ -66,7 +66,14 @@ def test_a_schema_1_document_reads_into_the_typed_progress():
     assert all(getattr(progress, f.name) != f.default for f in fields(RolloutProgress) if f.name not in SINCE_SCHEMA_2)
 
 
-SINCE_SCHEMA_2 = {"analysis", "controls", "blue_green"}  # controls: tests/unit/test_release_controls.py
+SINCE_SCHEMA_2 = {"analysis", "controls", "no_checks", "pull_retries", "create_after", "unknown_state", "blue_green"}  # controls: tests/unit/test_release_controls.py
+
+
+def test_facts_added_after_schema_1_round_trip():
+    progress = RolloutProgress(
+        no_checks=True, pull_retries=2, create_after=AT, unknown_state="running Hibernating",
+        smoke=CheckProgress(CheckRun(0, 0, 0, 0), None, warm_until=AT, warmed=True, warming=3))
+    assert progress_from_dict(progress_to_dict(progress))[0] == progress
 
 
 def test_a_canary_analysis_under_way_survives_the_stored_form():

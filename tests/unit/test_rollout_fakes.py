@@ -16,7 +16,8 @@ from shared.domain.model import (
     AppState, Deployment, DeploymentEvent, ImagePush, Phase, PlannedDeployment, RolloutSettings,
     SmokeCheck, Strategy, Target,
 )
-from shared.ports import AppInfo, PermanentAzureError, ProbeResult, RevisionInfo, TransientAzureError
+from shared.domain.reachability import AppAccess
+from shared.ports import REVISION_HAS_LABEL, AppInfo, PermanentAzureError, ProbeResult, RevisionInfo, TransientAzureError
 from shared.services.rollout.messages import start_message
 
 SUB = "00000000-0000-0000-0000-000000000000"
@@ -88,6 +89,7 @@ class FakeApp:
     traffic: dict[str, int] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     busy_reads: int = 0  # get_app answers InProgress while > 0 (counts down per read)
+    access: AppAccess = AppAccess()  # how the function reaches it (get_access)
 
 
 class FakeApps:
@@ -103,6 +105,7 @@ class FakeApps:
         self.fault_every: tuple[int, Exception] | None = None
         self.polls_to_ready = 0
         self.failing_images: set[str] = set()
+        self.failure_text = "container exited with code 1"  # the provisioning error of a failing image
         self.behaviours: dict[str, dict[str, int]] = {}  # image -> {"status": n} | {"fail_after": n}
         self.requests: dict[str, int] = {}
         self.slow_traffic = 0  # set_traffic(wait_s=...) calls that answer "still running"
@@ -144,7 +147,7 @@ class FakeApps:
             running_state="Failed" if failed else ("Running" if r.ready else ("Stopped" if not r.active else "Processing")),
             health_state="Unhealthy" if failed else ("Healthy" if r.ready else "None"),
             fqdn=f"rev:{r.name}" if r.active else "", image=r.image, created=r.created, labels=r.labels,
-            provisioning_error="container exited with code 1" if failed else "",
+            provisioning_error=self.failure_text if failed else "",
         )
 
     def _weights(self, fa: FakeApp) -> dict[str, int]:
@@ -228,6 +231,10 @@ class FakeApps:
         fa.traffic = dict(weights)
         return True
 
+    def get_access(self, target: Target) -> AppAccess:
+        self._maybe_fail("get_access")
+        return self.app(target).access
+
     def set_revision_active(self, target: Target, revision: str, active: bool, precondition=None) -> None:
         if precondition is not None:
             precondition()
@@ -237,6 +244,8 @@ class FakeApps:
             if r.name == revision:
                 if not active and self._weights(fa).get(revision, 0) > 0:
                     raise PermanentAzureError(f"{revision} has traffic", 400, "RevisionHasTraffic")
+                if not active and r.labels:
+                    raise PermanentAzureError(f"{revision} has labels", 409, REVISION_HAS_LABEL)
                 r.active = active
                 if active:
                     r.polls = 0
@@ -324,7 +333,10 @@ def record(store: Any, queue: Any, d: Deployment) -> None:
 
 
 def fast(**changes: Any) -> RolloutSettings:
-    base = dict(smoke=(SmokeCheck(backoff_s=1.0, retries=2),), deadline_s=600.0, ready_timeout_s=30.0)
+    """Settings for tests of other things than the warm-up: a refused connection counts as a failed
+    attempt at once (tests/unit/test_revision_state.py and the scenarios cover the warm-up)."""
+    base = dict(smoke=(SmokeCheck(backoff_s=1.0, retries=2),), deadline_s=600.0, ready_timeout_s=30.0,
+                warmup_s=0.0)
     base.update(changes)
     return RolloutSettings(**base)
 

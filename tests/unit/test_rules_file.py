@@ -10,7 +10,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.domain.model import SmokeCheck, Strategy
+from shared.domain.model import CheckMode, RolloutSettings, SmokeCheck, Strategy
 from shared.domain.rules import RulesError, load_rules_file, parse_rules, plan
 from shared.domain.rules.policies import GlobPolicy, RegexPolicy, SemverPolicy
 from tests.unit.rules_support import SUB, push
@@ -108,9 +108,19 @@ def test_rollout_and_checks_become_model_settings():
     assert (v.name, v.method, v.json_field, v.json_equals, v.headers) == (
         "api", "HEAD", "build.version", 3, (("Accept", "application/json"),))
     assert v.max_latency_ms == 250 and v.consecutive_passes == 3
+    assert (r.warmup_s, r.checks) == (45.0, CheckMode.AUTO)  # the defaults: sized for 30 s cold starts
     # The rollout reads it back from a stored deployment: the round trip keeps everything.
-    from shared.domain.model import RolloutSettings
     assert RolloutSettings.from_dict(r.to_dict()) == r
+
+
+def test_warmup_and_checks_in_a_rule_and_in_the_defaults():
+    rf = parse_rules(HEAD.replace("rules:", "  rollout: {warmup: 1m}\nrules:") + textwrap.dedent("""
+      - {name: a, repository: a, targets: [{app: aa}]}
+      - {name: b, repository: b, targets: [{app: bb}], rollout: {warmup: 0s, checks: none}}
+    """), "rules.yaml")
+    a, b = (r.rollout for r in rf.rules)
+    assert (a.warmup_s, a.checks, b.warmup_s, b.checks) == (60.0, CheckMode.AUTO, 0.0, CheckMode.NONE)
+    assert RolloutSettings.from_dict(b.to_dict()) == b  # stored with every deployment
 
 
 def test_canary_without_steps_gets_the_default_steps_and_smoke_can_be_off():
@@ -270,6 +280,8 @@ def test_duplicate_yaml_keys_and_syntax_errors_name_the_line():
         ("rollout: {ready_timeout: 0}", "rollout.ready_timeout", "> 0"),
         ("rollout: {deadline: 1m, ready_timeout: 5m}", "rollout.deadline", "shorter than"),
         ("rollout: {keep_previous: 11}", "rollout.keep_previous", "between 0 and 10"),
+        ("rollout: {warmup: soon}", "rollout.warmup", "not a duration"),
+        ("rollout: {checks: off}", "rollout.checks", "auto, http or none"),
         ("rollout: {allow_single_mode_switch: 'yes'}", "rollout.allow_single_mode_switch", "true or false"),
         ("smoke: [{path: 'http://evil.example/x'}]", "smoke[0].path", "starting with '/'"),
         ("smoke: [{path: '//evil.example/x'}]", "smoke[0].path", "starting with '/'"),

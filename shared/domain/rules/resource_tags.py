@@ -14,6 +14,7 @@ from typing import Any, Iterable
 
 from shared.domain.controls import ApprovalPolicy
 from shared.domain.model import RolloutSettings
+from shared.domain.reachability import CHECKS_TAG
 from shared.domain.references import REPOSITORY, repository_of
 from shared.domain.rules.planning import RepositoryPattern, Rule, TargetTemplate
 from shared.domain.rules.policies import InvalidPolicy, RegexPolicy, SemverPolicy, TagPolicy, parse_short_policy
@@ -60,7 +61,8 @@ def tag_rule_from_app(app: Any, rollout: RolloutSettings | None = None) -> Rule 
     name = f"tags:{target.app}"
     origin = f"resource tags on {target.resource_group}/{target.app}"
     if repo_value is None:
-        others = sorted(k for k in tags if k.lower().startswith("acr-deploy."))
+        # acr-deploy.checks alone is fine: it tunes whatever rule deploys the app (the rollout reads it).
+        others = sorted(k for k in tags if k.lower().startswith("acr-deploy.") and k.lower() != CHECKS_TAG)
         if not others:
             return None
         # acr-deploy.tags without acr-deploy.repository: surely a mistake; say so, deploy nothing.

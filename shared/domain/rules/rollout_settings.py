@@ -12,7 +12,7 @@ from typing import Any
 
 from shared.domain.analysis import worst_case_s
 from shared.domain.credentials import credential_params, is_credential_header
-from shared.domain.model import DriftPolicy, RolloutSettings, SmokeCheck, Strategy
+from shared.domain.model import CheckMode, DriftPolicy, RolloutSettings, SmokeCheck, Strategy
 from shared.domain.rules.analysis_settings import analysis_settings
 from shared.domain.rules.fields import BadValue, FieldReader, kind
 
@@ -25,8 +25,8 @@ HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 ROLLOUT_KEYS = ("strategy", "steps", "bake", "ready_timeout", "keep_previous",
-                "allow_single_mode_switch", "deadline", "drift", "analysis", "label", "production_label",
-                "previous_label")
+                "allow_single_mode_switch", "deadline", "drift", "warmup", "checks",
+                "analysis", "label", "production_label", "previous_label")
 LABEL_KEYS = ("label", "production_label", "previous_label")
 # The service's rule for label names (lowercase letters, digits, single dashes; starts with a letter).
 LABEL_NAME = re.compile(r"[a-z]([a-z0-9-]{0,62}[a-z0-9])?")
@@ -63,6 +63,14 @@ def rollout_fields(r: FieldReader, value: Any, field: str) -> dict[str, Any]:
             r.problem(f("drift"), f"must be record or repair, not {d!r}", data)
         else:
             out["drift"] = DriftPolicy(d)
+    if "warmup" in data:
+        out["warmup_s"] = r.attempt(lambda: r.duration(data["warmup"], f("warmup"), positive=False, hi=600, node=data))
+    if "checks" in data:
+        c = data["checks"]
+        if c not in [m.value for m in CheckMode]:
+            r.problem(f("checks"), f"must be auto, http or none, not {c!r}", data)
+        else:
+            out["checks"] = CheckMode(c)
     for key in LABEL_KEYS:
         if key in data:
             out[key] = r.attempt(lambda key=key: _label(r, data[key], f(key), data))

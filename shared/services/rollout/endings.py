@@ -18,7 +18,7 @@ from shared.domain import rollout as plan
 from shared.domain import traffic
 from shared.domain.model import Deployment, DeploymentEvent, DeploymentKind, Phase
 from shared.domain.progress import Ending, EndingKind
-from shared.ports import PermanentAzureError, TransientAzureError
+from shared.ports import REVISION_HAS_LABEL, PermanentAzureError, TransientAzureError
 from shared.services.rollout.bluegreen import BlueGreenSteps
 from shared.services.rollout.context import RolloutContext
 from shared.services.rollout.step import Step, Then, Wait, finish, recorded
@@ -136,6 +136,8 @@ class Endings:
         except PermanentAzureError as exc:
             if exc.status == 404:
                 return ""
+            if exc.code == REVISION_HAS_LABEL:  # a label survives: its revision stays active
+                return f"; {d.revision} left active: a traffic label points at it ({str(exc)[:200]})"
             return f"; could not deactivate {d.revision}: {str(exc)[:200]}"
         except TransientAzureError as exc:
             return f"; could not deactivate {d.revision} now ({str(exc)[:120]}); the next clean-up will"

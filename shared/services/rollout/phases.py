@@ -16,9 +16,10 @@ from shared.domain import traffic
 from shared.domain.labels import describe as describe_labels
 from shared.domain.model import AppState, Deployment, DeploymentEvent, DeploymentKind, Phase
 from shared.domain.progress import CheckKind, TrafficRequest
+from shared.domain.revision_state import Readiness
 from shared.ports import ConcurrencyError, PermanentAzureError, TransientAzureError
-from shared.services.rollout import analysis
-from shared.services.rollout import bluegreen
+from shared.services.rollout import analysis, bluegreen, starting
+from shared.services.rollout.access import AccessGate, health_verdict, verify_window_s
 from shared.services.rollout.checks import CheckRunner, url
 from shared.services.rollout.claim import LostClaim
 from shared.services.rollout.context import RolloutContext
@@ -42,6 +43,7 @@ class Phases:
         self.endings = endings
         self.checks = CheckRunner(ctx)
         self.blue_green = endings.blue_green
+        self.access = AccessGate(ctx)
         self.analysis = analysis.CanaryAnalysis(ctx, endings)
         self.controls = Controls(ctx, endings)
         self._handlers: dict[Phase, Callable[[Deployment], Step]] = {
@@ -114,6 +116,9 @@ class Phases:
             return not_yet
         info = self.ctx.apps.get_app(d.target)
         d = d.with_progress(waiting_for="", app_fqdn=info.fqdn)
+        d, refused, remark = self.access.admit(d, info)
+        if refused is not None:
+            return refused
         if bluegreen.applies(d, info):
             d, refusal = self.blue_green.claim(d, info)
             if refusal:
@@ -123,7 +128,7 @@ class Phases:
             d = d.evolve(previous_traffic=d.previous_traffic or pin).with_progress(
                 ready_by=now + timedelta(seconds=d.rollout.ready_timeout_s))
             return to_phase(d, Phase.WAITING_READY, f"took the app; returning to {d.revision} "
-                            f"(serving now: {traffic.describe(pin)})", now)
+                            f"(serving now: {traffic.describe(pin)}){remark}", now)
         switch = False
         if info.revisions_mode.lower() == "single":
             if not d.rollout.allow_single_mode_switch:
@@ -142,6 +147,7 @@ class Phases:
         if d.progress.blue_green is not None:
             message += (f"; blue/green: smoke checks on label {d.rollout.label}, then label "
                         f"{d.rollout.production_label} moves to it")
+        message += remark
         return to_phase(d, Phase.CREATING_REVISION, message, now, traffic=pin)
 
     def _take_app(self, d: Deployment, now: datetime) -> Step | None:
@@ -190,6 +196,9 @@ class Phases:
     def _create(self, d: Deployment) -> Step:
         """CREATING_REVISION: one PATCH (idempotent: an existing revision of that name is reused)."""
         now = self.ctx.clock()
+        wait = remaining(d.progress.create_after, now)  # a pull retry's back-off
+        if wait is not None:
+            return carried(d, Wait(wait))
         label = self.blue_green.target_label(d)
         name = self.ctx.apps.create_revision(
             d.target, d.image, d.progress.suffix or d.revision.split("--", 1)[-1], d.previous_traffic,
@@ -219,7 +228,9 @@ class Phases:
                 d = d.with_progress(activated=True)
                 return recorded(d, plan.note(d, f"activated {d.revision}", now), next=Then(activate))
             return activate(d)
-        if rev is not None and rev.ready and d.progress.blue_green is not None and d.kind == DeploymentKind.PUSH:
+        readiness = rev.assessment.readiness if rev is not None else Readiness.STARTING
+        if (rev is not None and readiness.probe and d.progress.blue_green is not None
+                and d.kind == DeploymentKind.PUSH):
             label = d.rollout.label
             host = self.blue_green.label_new(d)
             if not host:
@@ -227,24 +238,33 @@ class Phases:
             d = d.with_progress(fqdn=host)
             return to_phase(d, Phase.SMOKE_TESTING, f"{d.revision} is ready; label {label} is on it at {host}",
                             now, fqdn=host, label=label)
-        if rev is not None and rev.ready:
+        if rev is not None and readiness.probe:
             d = d.with_progress(fqdn=rev.fqdn)
-            return to_phase(d, Phase.SMOKE_TESTING, f"{d.revision} is ready at {rev.fqdn}", now, fqdn=rev.fqdn)
-        if rev is not None and rev.failed:
-            detail = rev.provisioning_error or f"provisioning {rev.provisioning_state}, running {rev.running_state}"
-            return self.endings.fail_before_shift(d, f"{d.revision} failed to start: {detail}")
+            message = f"{d.revision} is ready at {rev.fqdn}"
+            if readiness == Readiness.COLD:
+                message = (f"{d.revision} is scaled to zero at {rev.fqdn}: the smoke checks' first request "
+                           f"starts it (warm-up {d.rollout.warmup_s:g} s)")
+            return to_phase(d, Phase.SMOKE_TESTING, message, now, fqdn=rev.fqdn)
+        if rev is not None and readiness == Readiness.FAILED:
+            return starting.pull_retry(c, d, rev) or self.endings.fail_before_shift(
+                d, f"{d.revision} failed to start: {rev.assessment.detail} ({starting.describe(rev, details=False)})")
         ready_by = d.progress.ready_by or now
         if now >= ready_by:
-            state = (f"provisioning {rev.provisioning_state}, running {rev.running_state}, health "
-                     f"{rev.health_state}" if rev else "the revision does not exist")
+            state = starting.describe(rev) if rev else "the revision does not exist"
             return self.endings.fail_before_shift(
                 d, f"{d.revision} was not ready within {d.rollout.ready_timeout_s:g} s ({state})")
+        unknown = starting.unknown_state(c, d, rev) if rev is not None else None
+        if unknown is not None:
+            return unknown
         d = d.with_progress(polls=d.progress.polls + 1)
         inline_ok = d.progress.polls * c.tick_s < c.budget_s
         return carried(d, Wait(c.tick_s if inline_ok else READY_POLL_S))
 
     def _smoke(self, d: Deployment) -> Step:
         """SMOKE_TESTING: the rule's checks against the revision's own URL, every attempt recorded."""
+        if d.progress.no_checks:  # it got here by its health state
+            return to_phase(d.evolve(step=0), Phase.SHIFTING, f"smoke checks skipped (checks: none): "
+                            f"{d.revision} is ready by its health state", self.ctx.clock())
         return self.checks.run(d, CheckKind.SMOKE, plan.smoke_checks(d.rollout), url(d.progress.fqdn),
                                on_pass=self._smoke_passed, on_fail=self._smoke_failed)
 
@@ -289,7 +309,7 @@ class Phases:
         if not applied:
             return self._traffic_pending(d, table, index, steps, now, requested, reissued)
         final = index == len(steps) - 1
-        bake = 0.0 if final else max(d.rollout.bake_s, 0.0)
+        bake = verify_window_s(d, 0.0 if final else max(d.rollout.bake_s, 0.0))
         d = d.with_progress(traffic_requested=None, verify_after=now + timedelta(seconds=bake), verify=None,
                             analysis=analysis.start(d.rollout, now))
         message = f"{_step_label(index, steps)}traffic now {traffic.describe(table)}"
@@ -325,6 +345,9 @@ class Phases:
             return carried(d, Wait(wait))
         if analysis.pending(d):  # the request metrics first; the verify checks once they pass
             return self.analysis.step(d)
+        if d.progress.no_checks:
+            healthy, summary = health_verdict(self.ctx, d)
+            return (self._verify_passed if healthy else self._verify_failed)(d, [], summary)
         return self.checks.run(d, CheckKind.VERIFY, plan.verify_checks(d.rollout), url(d.progress.app_fqdn),
                                on_pass=self._verify_passed, on_fail=self._verify_failed)
 
