@@ -62,6 +62,12 @@ param rulesFile string = 'rules.yaml'
 @minValue(0)
 param discoveryTtlSeconds int = 60
 
+@description('ACR_DEPLOY_ENTRA_SIGN_IN: Microsoft Entra sign-in in front of the page and the API (off by default).')
+param entraSignIn bool = false
+
+@description('ACR_DEPLOY_ENTRA_CLIENT_ID: the app registration used for sign-in.')
+param entraClientId string = ''
+
 @description('ACR_DEPLOY_RETENTION_DAYS: days the record-only partitions (rejections, day index) are kept.')
 @minValue(1)
 @maxValue(36500)
@@ -200,6 +206,8 @@ module functionApp 'app/function.bicep' = {
     discoveryTtlSeconds: discoveryTtlSeconds
     retentionDays: retentionDays
     tablePrefix: tablePrefix
+    entraSignIn: entraSignIn
+    entraClientId: entraClientId
     eventsEndpoint: deployNotificationsTopic ? notificationsTopic.outputs.endpoint : ''
   }
 }

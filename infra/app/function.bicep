@@ -63,6 +63,15 @@ param tablePrefix string
 @description('ACR_DEPLOY_EVENTS_ENDPOINT: Event Grid topic endpoint for outcome CloudEvents; empty = not published.')
 param eventsEndpoint string = ''
 
+@description('Microsoft Entra sign-in (App Service authentication) in front of the history page and the API; off by default. The signed-in name is what approvals and rollbacks record as who acted.')
+param entraSignIn bool = false
+
+@description('Client id of the Entra app registration used for sign-in (required when entraSignIn is true).')
+param entraClientId string = ''
+
+@description('Tenant of that app registration.')
+param entraTenantId string = subscription().tenantId
+
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
 }
@@ -179,6 +188,52 @@ resource ftpBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@20
   name: 'ftp'
   properties: {
     allow: false
+  }
+}
+
+// Entra sign-in, when asked for. Event Grid's webhook (/runtime/webhooks/eventgrid, guarded by the
+// system key) must stay reachable without a browser login, so it is excluded.
+resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = if (entraSignIn) {
+  parent: functionApp
+  name: 'authsettingsV2'
+  properties: {
+    //checkov:skip=CKV_AZURE_66:This is the authsettingsV2 config, not the web config that holds request tracing; a Flex Consumption app logs requests to Application Insights.
+    //checkov:skip=CKV_AZURE_63:This is the authsettingsV2 config, not the web config that holds HTTP logging; a Flex Consumption app logs requests to Application Insights.
+    //checkov:skip=CKV_AZURE_222:This resource is the site's authsettingsV2 (Entra sign-in), not a web app; the function app above carries and passes this check.
+    //checkov:skip=CKV_AZURE_80:This resource is the site's authsettingsV2 (Entra sign-in), not a web app; the function app above carries and passes this check.
+    //checkov:skip=CKV_AZURE_13:This resource is the site's authsettingsV2 (Entra sign-in), not a web app; the function app above carries and passes this check.
+    //checkov:skip=CKV_AZURE_88:This resource is the site's authsettingsV2 (Entra sign-in), not a web app; the function app above carries and passes this check.
+    //checkov:skip=CKV_AZURE_65:This resource is the site's authsettingsV2 (Entra sign-in), not a web app; the function app above carries and passes this check.
+    platform: {
+      enabled: true
+    }
+    globalValidation: {
+      requireAuthentication: true
+      unauthenticatedClientAction: 'RedirectToLoginPage'
+      redirectToProvider: 'azureactivedirectory'
+      excludedPaths: [
+        '/runtime/webhooks/eventgrid'
+      ]
+    }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          clientId: entraClientId
+          openIdIssuer: '${environment().authentication.loginEndpoint}${entraTenantId}/v2.0'
+        }
+        validation: {
+          allowedAudiences: [
+            'api://${entraClientId}'
+          ]
+        }
+      }
+    }
+    login: {
+      tokenStore: {
+        enabled: false
+      }
+    }
   }
 }
 

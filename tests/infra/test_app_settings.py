@@ -7,6 +7,8 @@ template (or the other way round) fails here; that is the point.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import importlib
 import sys
 
@@ -122,3 +124,15 @@ def test_main_passes_the_setting_values(main_bicep):
     assert accessor(events["operands"]["true_value"]) == "notificationsTopic.outputs.endpoint"
     assert events["operands"]["false_value"] == ""
     assert main_bicep["parameters"]["tablePrefix"]["default"] == "acrdeploy"
+
+
+def test_entra_sign_in_is_optional_off_by_default_and_leaves_the_event_grid_webhook_open(function_bicep, main_bicep):
+    assert function_bicep["parameters"]["entraSignIn"]["default"] is False
+    assert main_bicep["parameters"]["entraSignIn"]["default"] is False
+    params = module(main_bicep, "functionApp").body["params"]
+    assert params["entraSignIn"] == "entraSignIn" and params["entraClientId"] == "entraClientId"
+    text = (Path(__file__).resolve().parents[2] / "infra" / "app" / "function.bicep").read_text()
+    auth = text[text.index("resource authSettings"):]
+    assert "= if (entraSignIn)" in auth.splitlines()[0]
+    assert "name: 'authsettingsV2'" in auth and "requireAuthentication: true" in auth
+    assert "'/runtime/webhooks/eventgrid'" in auth  # Event Grid delivers without a browser login
