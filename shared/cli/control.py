@@ -13,14 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 
 from shared.cli._api import URL_ENV, CommandFailed, add_api_flags, call
 from shared.cli._output import add_output_flags, write_csv
 from shared.cli._text import printable
-from shared.cli.rollback import EXIT_CODES, _who
+from shared.cli.rollback import _who, run_locally
 from shared.domain.approvals import ControlAction
-from shared.errors import AcrDeployError
 
 COMMANDS = {
     "approve": (ControlAction.APPROVE, "approve a deployment waiting for approval (it then shifts traffic)"),
@@ -73,12 +71,6 @@ def _run_locally(args: argparse.Namespace, by: str) -> dict | int:
     from shared.cli._settings import load_settings
     from shared.domain.model import deployment_to_dict
 
-    try:
-        d = Container(load_settings()).rollout.request_control(args.id, args.control, by, args.reason, app=args.app)
-    except AcrDeployError as exc:
-        print(f"acr-deploy {args.control}: {printable(str(exc))}", file=sys.stderr)
-        return EXIT_CODES.get(type(exc).__name__, 1)
-    except ValueError as exc:  # broken settings
-        print(f"acr-deploy {args.control}: {exc}", file=sys.stderr)
-        return 2
-    return deployment_to_dict(d)
+    d = run_locally(args.control, lambda: Container(load_settings()).rollout.request_control(
+        args.id, args.control, by, args.reason, app=args.app))
+    return d if isinstance(d, int) else deployment_to_dict(d)

@@ -27,6 +27,8 @@ from shared.cli.history import TERMINAL
 from shared.errors import AcrDeployError
 
 if TYPE_CHECKING:
+    from typing import Callable
+
     from shared.domain.model import Deployment
 
 EXIT_CODES = {"NotFoundError": 3, "ConflictError": 4, "InvalidRequestError": 2}
@@ -92,23 +94,29 @@ def _run_over_http(args: argparse.Namespace) -> int:
     return 1 if args.wait and d["phase"] in TERMINAL and d["phase"] != "succeeded" else 0
 
 
+def run_locally(command: str, request: "Callable[[], Deployment]") -> "Deployment | int":
+    """A request made with the local store and ARM (no function URL): the deployment, or the exit
+    code after saying why on stderr."""
+    try:
+        return request()
+    except AcrDeployError as exc:
+        print(f"acr-deploy {command}: {printable(str(exc))}", file=sys.stderr)
+        return EXIT_CODES.get(type(exc).__name__, 1)
+    except ValueError as exc:  # broken settings
+        print(f"acr-deploy {command}: {exc}", file=sys.stderr)
+        return 2
+
+
 def _run_locally(args: argparse.Namespace) -> int:
     from shared.bootstrap import Container
     from shared.cli._settings import load_settings
     from shared.domain.model import deployment_to_dict
 
-    try:
-        container = Container(load_settings())
-        d = container.rollout.request_rollback(
-            args.app, to_revision=args.to_revision, resource_group=args.resource_group,
-            requested_by=_who(args.reason),
-        )
-    except AcrDeployError as exc:
-        print(f"acr-deploy rollback: {printable(str(exc))}", file=sys.stderr)
-        return EXIT_CODES.get(type(exc).__name__, 1)
-    except ValueError as exc:  # broken settings
-        print(f"acr-deploy rollback: {exc}", file=sys.stderr)
-        return 2
+    d = run_locally("rollback", lambda: Container(load_settings()).rollout.request_rollback(
+        args.app, to_revision=args.to_revision, resource_group=args.resource_group,
+        requested_by=_who(args.reason)))
+    if isinstance(d, int):
+        return d
     quiet = args.json or args.csv  # scripts get only the record on stdout
     if not quiet:
         print(printable(f"rollback {d.id} queued: {d.target.app} -> {d.revision}"))
