@@ -112,7 +112,12 @@ def _run_locally(args: argparse.Namespace) -> int:
     from shared.cli._settings import load_settings
     from shared.domain.model import deployment_to_dict
 
-    d = run_locally("rollback", lambda: Container(load_settings()).rollout.request_rollback(
+    try:
+        container = Container(load_settings())
+    except ValueError as exc:  # broken settings
+        print(f"acr-deploy rollback: {exc}", file=sys.stderr)
+        return 2
+    d = run_locally("rollback", lambda: container.rollout.request_rollback(
         args.app, to_revision=args.to_revision, resource_group=args.resource_group,
         requested_by=_who(args.reason)))
     if isinstance(d, int):
