@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -24,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.rollout import REGISTRY, SUB, Consumers, _event, _pct  # noqa: E402
+from benchmarks.rollout import SUB, Consumers, _event, _pct, bench_world  # noqa: E402
 
 RULES = """
 version: 1
@@ -52,34 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     args.add_argument("--threads", type=int, default=4)
     opts = args.parse_args(argv)
 
-    from devtools.aca_emulator import EmulatorServer
-    from devtools.azurite import Azurite
     from shared import entrypoints
-    from shared.bootstrap import Container, reset_container
     from shared.domain.model import Phase
     from shared.ports import DeploymentQuery
-    from shared.settings import Settings
 
-    tmp = tempfile.TemporaryDirectory(prefix="bench-analysis-")
-    rules = Path(tmp.name) / "rules.yaml"
-    rules.write_text(RULES.format(sub=SUB))
-    azurite = Azurite().start()
-    emulator = EmulatorServer(tls_dir=Path(tmp.name) / "tls", provisioning_delay=0.0).start()
-    try:
-        emulator.control.seed({"subscriptionId": SUB, "resourceGroups": [{
-            "name": "bench", "location": "westeurope", "environments": [{"name": "env"}],
-            "apps": [{"name": n, "environment": "env", "activeRevisionsMode": "Multiple",
-                      "image": f"{REGISTRY}/{n}:0.0.1", "revisionSuffix": "seed"}
-                     for n in ("plain-app", "analyzed-app")]}]})
-        settings = Settings.from_env({
-            "AzureWebJobsStorage": azurite.connection_string, "ACR_DEPLOY_TABLE_PREFIX": "benchan",
-            "ACR_DEPLOY_ARM_ENDPOINT": emulator.base_url, "ACR_DEPLOY_ARM_CA_BUNDLE": emulator.ca_path,
-            "ACR_DEPLOY_ARM_CREDENTIAL": "emulator", "ACR_DEPLOY_SUBSCRIPTION_ID": SUB,
-            "ACR_DEPLOY_RESOURCE_GROUP": "bench", "ACR_DEPLOY_DISCOVERY_RESOURCE_GROUPS": "-",
-            "ACR_DEPLOY_REGISTRIES": REGISTRY, "ACR_DEPLOY_RULES_FILE": str(rules),
-        })
-        container = Container(settings)
-        reset_container(container)
+    with bench_world("analysis", ["plain-app", "analyzed-app"], rules=RULES.format(sub=SUB),
+                     ACR_DEPLOY_TABLE_PREFIX="benchan") as (container, emulator, _):
         store = container.store
         base = datetime.now(timezone.utc).replace(microsecond=0)
         with Consumers(container.queue, opts.threads) as consumers:
@@ -115,11 +92,6 @@ def main(argv: list[str] | None = None) -> int:
                           f"p95 {_pct(latencies, 95) * 1000:6.0f} ms{waits}")
             if consumers.failures:
                 print(f"  consumer errors: {len(consumers.failures)} (first: {consumers.failures[0][:200]})")
-    finally:
-        reset_container(None)
-        emulator.stop()
-        azurite.stop()
-        tmp.cleanup()
     return 0
 
 

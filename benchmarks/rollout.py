@@ -14,11 +14,13 @@ import argparse
 import statistics
 import sys
 import tempfile
+from contextlib import contextmanager
 import threading
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any, Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -83,6 +85,45 @@ def _pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
 
 
+@contextmanager
+def bench_world(name: str, apps: list[str], rules: str = "", **extra: str) -> Iterator[tuple[Any, Any, Path]]:
+    """Azurite and the emulator on loopback, `apps` seeded (Multiple mode, a seed revision) in
+    resource group `bench`, and a `Container` wired to both installed as the process's own (what
+    `shared.entrypoints` uses). Yields (container, emulator, a scratch directory); stops everything
+    afterwards. `rules`: a rules file's text (none: the zero-config convention); `extra`: app
+    settings on top of the common ones."""
+    from devtools.aca_emulator import EmulatorServer
+    from devtools.azurite import Azurite
+    from shared.bootstrap import Container, reset_container
+    from shared.settings import Settings
+
+    tmp = tempfile.TemporaryDirectory(prefix=f"bench-{name}-")
+    if rules:
+        (Path(tmp.name) / "rules.yaml").write_text(rules)
+        extra = {"ACR_DEPLOY_RULES_FILE": str(Path(tmp.name) / "rules.yaml"), **extra}
+    azurite = Azurite().start()
+    emulator = EmulatorServer(tls_dir=Path(tmp.name) / "tls", provisioning_delay=0.0).start()
+    try:
+        emulator.control.seed({"subscriptionId": SUB, "resourceGroups": [{
+            "name": "bench", "location": "westeurope", "environments": [{"name": "env"}],
+            "apps": [{"name": n, "environment": "env", "activeRevisionsMode": "Multiple",
+                      "image": f"{REGISTRY}/{n}:0.0.1", "revisionSuffix": "seed"} for n in apps]}]})
+        container = Container(Settings.from_env({
+            "AzureWebJobsStorage": azurite.connection_string,
+            "ACR_DEPLOY_ARM_ENDPOINT": emulator.base_url, "ACR_DEPLOY_ARM_CA_BUNDLE": emulator.ca_path,
+            "ACR_DEPLOY_ARM_CREDENTIAL": "emulator", "ACR_DEPLOY_SUBSCRIPTION_ID": SUB,
+            "ACR_DEPLOY_RESOURCE_GROUP": "bench", "ACR_DEPLOY_DISCOVERY_RESOURCE_GROUPS": "-",
+            "ACR_DEPLOY_REGISTRIES": REGISTRY, **extra,
+        }))
+        reset_container(container)
+        yield container, emulator, Path(tmp.name)
+    finally:
+        reset_container(None)
+        emulator.stop()
+        azurite.stop()
+        tmp.cleanup()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args.add_argument("--pushes", type=int, default=30, help="sequential pushes timed to live")
@@ -91,34 +132,13 @@ def main(argv: list[str] | None = None) -> int:
     args.add_argument("--threads", type=int, default=8)
     opts = args.parse_args(argv)
 
-    from devtools.aca_emulator import EmulatorServer
-    from devtools.azurite import Azurite
     from shared import entrypoints
     from shared.adapters.queues import StorageRolloutQueue
-    from shared.bootstrap import Container, reset_container
     from shared.domain.model import Phase
     from shared.ports import DeploymentQuery
-    from shared.settings import Settings
 
-    tmp = tempfile.TemporaryDirectory(prefix="bench-rollout-")
-    azurite = Azurite().start()
-    emulator = EmulatorServer(tls_dir=Path(tmp.name) / "tls", provisioning_delay=0.0).start()
-    try:
-        rg = "bench"
-        names = [f"bench-{i:02d}" for i in range(max(opts.apps, 1))] + ["solo"]
-        emulator.control.seed({"subscriptionId": SUB, "resourceGroups": [{
-            "name": rg, "location": "westeurope", "environments": [{"name": "env"}],
-            "apps": [{"name": n, "environment": "env", "activeRevisionsMode": "Multiple",
-                      "image": f"{REGISTRY}/{n}:0.0.1", "revisionSuffix": "seed"} for n in names]}]})
-        settings = Settings.from_env({
-            "AzureWebJobsStorage": azurite.connection_string, "ACR_DEPLOY_TABLE_PREFIX": "bench",
-            "ACR_DEPLOY_ARM_ENDPOINT": emulator.base_url, "ACR_DEPLOY_ARM_CA_BUNDLE": emulator.ca_path,
-            "ACR_DEPLOY_ARM_CREDENTIAL": "emulator", "ACR_DEPLOY_SUBSCRIPTION_ID": SUB,
-            "ACR_DEPLOY_RESOURCE_GROUP": rg, "ACR_DEPLOY_DISCOVERY_RESOURCE_GROUPS": "-",
-            "ACR_DEPLOY_REGISTRIES": REGISTRY,  # no rules file: the zero-config convention
-        })
-        container = Container(settings)
-        reset_container(container)
+    names = [f"bench-{i:02d}" for i in range(max(opts.apps, 1))] + ["solo"]
+    with bench_world("rollout", names, ACR_DEPLOY_TABLE_PREFIX="bench") as (container, emulator, _):
         queue: StorageRolloutQueue = container.queue
         store = container.store
         base = datetime.now(timezone.utc).replace(microsecond=0)
@@ -196,11 +216,6 @@ def main(argv: list[str] | None = None) -> int:
             if consumers.failures:
                 print(f"  consumer errors: {len(consumers.failures)} (first: {consumers.failures[0][:200]})")
             print(f"  ARM calls to the emulator: {emulator.control.dump()['armCalls']}")
-    finally:
-        reset_container(None)
-        emulator.stop()
-        azurite.stop()
-        tmp.cleanup()
     return 0
 
 
