@@ -122,14 +122,8 @@ class ClaimedApps:
         self.apps.set_revision_active(target, revision, active, precondition=self._guard(target, precondition))
 
     def _guard(self, target: Target, also: Precondition | None) -> Precondition:
-        writer = _writer.get()  # read now: the adapter may call the guard from its own frame
-
-        def check() -> None:
-            token = _writer.set(writer)
-            try:
-                self._check(target)
-            finally:
-                _writer.reset(token)
+        def check() -> None:  # called by the adapter, in this step's call stack
+            self._check(target)
             if also is not None:
                 also()
 
